@@ -1,0 +1,3 @@
+from repro.cli.main import main
+
+raise SystemExit(main())
