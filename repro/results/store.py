@@ -1,0 +1,75 @@
+"""Reading results back: ``results/<notebook>/<profile>/metrics.json`` and its staleness."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repro.paths import notebooks_dir, results_dir
+from repro.results.provenance import package_source_hash
+from repro.results.recorder import METRICS_FILE, Metric
+
+
+def result_dir(notebook: str, profile: str, root: Path | None = None) -> Path:
+    return (root or results_dir()) / notebook / profile
+
+
+@dataclass
+class RunResult:
+    """A finished run: its metrics, parameters, setting and provenance."""
+
+    notebook: str
+    profile: str
+    folder: Path
+    metrics: dict[str, Metric]
+    parameters: dict[str, Any]
+    setting: dict[str, Any]
+    provenance: dict[str, Any]
+    figures: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def stale_reasons(self, package_hash: str | None = None) -> list[str]:
+        """Why this result may no longer match the code (empty when it is current)."""
+        reasons = []
+        source = notebooks_dir() / f"{self.notebook}.py"
+        if source.exists():
+            import hashlib
+
+            if hashlib.sha256(source.read_bytes()).hexdigest() != self.provenance.get(
+                "notebook_sha256"
+            ):
+                reasons.append("notebook changed")
+        else:
+            reasons.append("notebook removed")
+        current = package_hash or package_source_hash()
+        if current != self.provenance.get("package_sha256"):
+            reasons.append("package changed")
+        return reasons
+
+    def setting_label(self) -> str:
+        """The setting in one line, e.g. 'offline dataset, ResNet-18, 128 px, 8 epochs, 3 seeds'."""
+        return "; ".join(f"{k}: {v}" for k, v in self.setting.items())
+
+
+def load_result(notebook: str, profile: str, root: Path | None = None) -> RunResult | None:
+    """The result of ``notebook`` at ``profile``, or ``None`` when it was never run."""
+    folder = result_dir(notebook, profile, root)
+    path = folder / METRICS_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return RunResult(
+        notebook=notebook,
+        profile=profile,
+        folder=folder,
+        metrics={k: Metric.from_dict(v) for k, v in data.get("metrics", {}).items()},
+        parameters=data.get("parameters", {}),
+        setting=data.get("setting", {}),
+        provenance=data.get("provenance", {}),
+        figures=data.get("figures", []),
+        tables=data.get("tables", []),
+        notes=data.get("notes", []),
+    )

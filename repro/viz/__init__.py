@@ -1,0 +1,1 @@
+"""Figures shared by notebooks and the book (matplotlib; no state)."""
