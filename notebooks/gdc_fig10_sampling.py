@@ -36,6 +36,9 @@
 # The text of the paper lost the two σ values of the figure (see `shared/papers/gdc_notes.md`);
 # the defaults below take the ends of the paper's σ ablation (Table IV: 0.1 and 0.3).
 
+# %%
+from typing import Literal  # noqa: F401  (used by the parameter annotations below)
+
 # %% tags=["parameters"]
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`

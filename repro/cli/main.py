@@ -1,0 +1,75 @@
+"""The ``repro`` command line (also ``python -m repro``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from repro.cli import commands
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="repro",
+        description="Dynamic sampling in semantic segmentation, reproduced: run notebooks, audit "
+        "the papers' claims, build the book.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="every notebook, what it regenerates, its parameters and profiles")
+    p.add_argument("name", nargs="?", help="show only this notebook")
+    p.set_defaults(func=commands.cmd_list)
+
+    p = sub.add_parser("run", help="run a notebook through papermill and store its results")
+    p.add_argument("name", help="notebook name (see `repro list`)")
+    p.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+        help="override a parameter (repeatable); lists as 0.1,0.2 or JSON",
+    )
+    p.add_argument("--profile", default="smoke", help="smoke | cpu | full (default: smoke)")
+    p.add_argument("--out", default=None, help="results root instead of results/ (writes OUT/NAME/PROFILE)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=commands.cmd_run)
+
+    p = sub.add_parser("audit", help="the reported-vs-reproduced table of every claim")
+    p.add_argument("--paper", choices=["dsnet", "gdc", "ddsm"], help="only this paper's claims")
+    p.add_argument("--profile", default="cpu", help="which results to audit (default: cpu)")
+    p.set_defaults(func=commands.cmd_audit)
+
+    p = sub.add_parser("book", help="build the book (static site) from the committed results")
+    p.add_argument("--out", default=None, help="build folder (default: book/_build)")
+    p.set_defaults(func=commands.cmd_book)
+
+    p = sub.add_parser("doctor", help="versions, compiled ops, CUDA, datasets found")
+    p.set_defaults(func=commands.cmd_doctor)
+
+    p = sub.add_parser("bench", help="benchmarks")
+    p.add_argument("what", choices=["ops"], help="ops: the sampling ops against baselines")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
+    p.set_defaults(func=commands.cmd_bench)
+
+    p = sub.add_parser("models", help="model registry: list, or parameter/FLOP counts")
+    p.add_argument("what", choices=["list", "complexity"], nargs="?", default="list")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the command")
+    p.set_defaults(func=commands.cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
