@@ -107,3 +107,53 @@ def displacements_to_deform_offsets(
     directions = tap_directions(kernel_size, dtype=displacements.dtype).to(displacements.device)
     offsets = displacements - dilation * directions
     return offsets.reshape(*offsets.shape[:-2], -1)
+
+
+def uniform_tap_displacements(
+    kernel_size: int,
+    high: float,
+    scale: float = 1.0,
+    mode: OffsetMode = "per_tap",
+    base: float = 0.0,
+    batch_shape: tuple[int, ...] = (),
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Displacements ``d * (base + scale * u)`` with ``u ~ U(0, high)``.
+
+    The "random dynamic convolution" of GDC Table VII: the same construction as
+    :func:`gdc_tap_displacements` with the half-Gaussian magnitude replaced by a uniform
+    one. The paper does not give the uniform range; callers choose ``high`` (the GDC
+    layer's default is ``3 * sigma``, the range holding 99.7 % of the half-Gaussian).
+    Returns ``[*batch_shape, k*k, 2]``; the centre tap is 0.
+    """
+    if mode not in OFFSET_MODES:
+        raise ValueError(f"mode must be one of {OFFSET_MODES}, got {mode!r}")
+    if high < 0:
+        raise ValueError(f"high must be >= 0, got {high}")
+    directions = tap_directions(kernel_size, dtype=dtype).to(device)
+    taps = kernel_size * kernel_size
+    shape = (*batch_shape, taps, 2) if mode == "per_tap" else (*batch_shape, 1, 1)
+    magnitude = torch.rand(shape, generator=generator, dtype=dtype, device=device) * high
+    return directions * (base + scale * magnitude)
+
+
+def truncate_to_map(displacements: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Integer sampling as in the authors' GDC code: clamp the read position to the map, floor it.
+
+    ``displacements`` is ``[H, W, P, 2]`` (one per output position); returns displacements
+    whose target positions ``p0 + displacement`` are integer pixels inside the map, so
+    bilinear sampling reads them exactly and gives no gradient to the position.
+    """
+    if displacements.ndim != 4 or displacements.shape[:2] != (height, width):
+        raise ValueError(
+            f"displacements must be [{height}, {width}, P, 2], got {tuple(displacements.shape)}"
+        )
+    ys = torch.arange(height, dtype=displacements.dtype, device=displacements.device)
+    xs = torch.arange(width, dtype=displacements.dtype, device=displacements.device)
+    p0y = ys.view(height, 1, 1)
+    p0x = xs.view(1, width, 1)
+    ty = (p0y + displacements[..., 0]).clamp(0, height - 1).floor()
+    tx = (p0x + displacements[..., 1]).clamp(0, width - 1).floor()
+    return torch.stack([ty - p0y, tx - p0x], dim=-1)
