@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from repro.paths import repo_root, reported_dir
+
 logger = logging.getLogger(__name__)
 
 #: The required columns of ``numbers.csv``, in this order (extra columns may follow).
@@ -58,14 +60,9 @@ _VALUE_PATTERN = re.compile(r"^-?\d+(\.\d+)?$")
 _FLAG_VALUES = {"true": True, "false": False}
 
 
-def repo_root() -> Path:
-    """The repository root: the folder that holds the ``repro`` package."""
-    return Path(__file__).resolve().parents[2]
-
-
 def default_reported_path() -> Path:
     """``<repo>/results/reported/numbers.csv``."""
-    return repo_root() / "results" / "reported" / "numbers.csv"
+    return reported_dir() / "numbers.csv"
 
 
 def default_papers_dir() -> Path:
