@@ -1,0 +1,184 @@
+"""Training configuration of the engine.
+
+The defaults follow the DSNet implementation details (Fu et al., AAAI 2020, Section
+"Implementation Details"): SGD with momentum 0.9 and weight decay 1e-4, poly learning
+rate with power 0.9, and the parts of the network other than the backbone trained at
+``0.1 x`` the backbone's learning rate ("the learning rate for the remaining parts of our
+DSNet have been setted as 0.1 x lr"). The OHEM threshold 0.7 is the one of the GDC
+authors' public training code (``shared/papers/gdc_notes.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+LOSSES: tuple[str, ...] = ("ce", "ohem", "weighted_ce")
+
+# Fields that may change between an interrupted run and its resumption without changing
+# the result: where the computation runs and how data is loaded.
+RESUME_FREE_FIELDS: frozenset[str] = frozenset({"num_workers", "device"})
+
+
+def _require(condition: bool, name: str, value: Any, expected: str) -> None:
+    if not condition:
+        raise ValueError(f"TrainConfig.{name} must be {expected}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run's result (besides model and data).
+
+    Attributes:
+        epochs: number of passes over the training set.
+        batch_size: global batch size (split evenly over processes when distributed).
+        lr: initial learning rate of the backbone (DSNet: 0.01 on VOC and ADE20K).
+        momentum: SGD momentum (DSNet: 0.9).
+        weight_decay: SGD weight decay (DSNet: 1e-4).
+        poly_power: exponent of the poly schedule ``(1 - iter/total)^power`` (DSNet: 0.9).
+        head_lr_mult: learning rate of every parameter outside ``model.backbone`` relative
+            to ``lr``. DSNet's text sets it to 0.1 (the usual practice elsewhere is 10).
+        aux_weight: weight of the deep-supervision loss on ``"aux"`` logits (PSPNet's 0.4,
+            the deep supervision DSNet Table 2 cites; DSNet gives no value).
+        loss: ``"ce"`` (cross-entropy), ``"ohem"`` (online hard example mining CE) or
+            ``"weighted_ce"`` (GDC Eq. 5-6, class weights from pixel shares).
+        ohem_thresh: OHEM keeps pixels whose target probability is below this.
+        ohem_min_kept: OHEM keeps at least this many pixels per batch (hardest first).
+        class_weights: fixed class weights for ``"weighted_ce"``; ``None`` computes them
+            from the labelled pixels of each batch (GDC's per-image weights).
+        ignore_index: label value excluded from loss and metrics.
+        seed: seed of initial RNG states, sample order and augmentations.
+        num_workers: DataLoader worker processes.
+        device: torch device string (``"cpu"``, ``"cuda"``).
+        eval_every: evaluate on the validation set every this many epochs (0: never
+            during training; the final evaluation always runs when a val set is given).
+        eval_flip: final evaluation averages with the horizontally flipped input.
+        eval_scales: final evaluation scales (DSNet MS: ``MULTI_SCALE_EVAL_SCALES``).
+        eval_batch_size: batch size of evaluation.
+        boundary_tolerance_px: pixel tolerance of the boundary F-score.
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    head_lr_mult: float = 0.1
+    aux_weight: float = 0.4
+    loss: str = "ce"
+    ohem_thresh: float = 0.7
+    ohem_min_kept: int = 100_000
+    class_weights: tuple[float, ...] | None = None
+    ignore_index: int = 255
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "cpu"
+    eval_every: int = 1
+    eval_flip: bool = False
+    eval_scales: tuple[float, ...] = field(default=(1.0,))
+    eval_batch_size: int = 1
+    boundary_tolerance_px: int = 3
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.epochs, int) and self.epochs >= 1, "epochs", self.epochs, "an int >= 1"
+        )
+        _require(
+            isinstance(self.batch_size, int) and self.batch_size >= 1,
+            "batch_size",
+            self.batch_size,
+            "an int >= 1",
+        )
+        for name in ("lr", "head_lr_mult", "poly_power"):
+            value = getattr(self, name)
+            _require(
+                isinstance(value, int | float) and math.isfinite(value) and value > 0,
+                name,
+                value,
+                "a finite number > 0",
+            )
+        for name in ("momentum", "weight_decay", "aux_weight"):
+            value = getattr(self, name)
+            _require(
+                isinstance(value, int | float) and math.isfinite(value) and value >= 0,
+                name,
+                value,
+                "a finite number >= 0",
+            )
+        _require(self.loss in LOSSES, "loss", self.loss, f"one of {LOSSES}")
+        _require(0 < self.ohem_thresh <= 1, "ohem_thresh", self.ohem_thresh, "in (0, 1]")
+        _require(
+            isinstance(self.ohem_min_kept, int) and self.ohem_min_kept >= 0,
+            "ohem_min_kept",
+            self.ohem_min_kept,
+            "an int >= 0",
+        )
+        if self.class_weights is not None:
+            weights = tuple(float(w) for w in self.class_weights)
+            _require(
+                len(weights) > 0 and all(math.isfinite(w) and w >= 0 for w in weights),
+                "class_weights",
+                self.class_weights,
+                "None or a non-empty sequence of finite numbers >= 0",
+            )
+            object.__setattr__(self, "class_weights", weights)
+        _require(isinstance(self.seed, int), "seed", self.seed, "an int")
+        _require(
+            isinstance(self.num_workers, int) and self.num_workers >= 0,
+            "num_workers",
+            self.num_workers,
+            "an int >= 0",
+        )
+        _require(
+            isinstance(self.eval_every, int) and self.eval_every >= 0,
+            "eval_every",
+            self.eval_every,
+            "an int >= 0",
+        )
+        scales = tuple(float(s) for s in self.eval_scales)
+        _require(
+            len(scales) > 0 and all(math.isfinite(s) and s > 0 for s in scales),
+            "eval_scales",
+            self.eval_scales,
+            "a non-empty sequence of numbers > 0",
+        )
+        object.__setattr__(self, "eval_scales", scales)
+        _require(
+            isinstance(self.eval_batch_size, int) and self.eval_batch_size >= 1,
+            "eval_batch_size",
+            self.eval_batch_size,
+            "an int >= 1",
+        )
+        _require(
+            isinstance(self.boundary_tolerance_px, int) and self.boundary_tolerance_px >= 0,
+            "boundary_tolerance_px",
+            self.boundary_tolerance_px,
+            "an int >= 0",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of all fields (tuples become lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"TrainConfig got unknown fields {unknown}; expected a subset of {sorted(known)}"
+            )
+        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**converted)
+
+    def differences_for_resume(self, other: TrainConfig) -> list[str]:
+        """Names of fields that differ from ``other`` and would change a resumed run."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return sorted(k for k in mine if k not in RESUME_FREE_FIELDS and mine[k] != theirs[k])
