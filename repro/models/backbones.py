@@ -38,7 +38,7 @@ OUTPUT_STRIDES = (8, 16, 32)
 RESNET_STAGES = ("x2", "x3", "x4", "x5")
 
 
-def _load_weights(model: nn.Module, arch: str, weights: str | Path | None) -> None:
+def load_torchvision_weights(model: nn.Module, arch: str, weights: str | Path | None) -> None:
     """Load ``weights`` (None, torchvision weights name, or a state-dict file) into ``model``."""
     if weights is None:
         return
@@ -96,7 +96,7 @@ class ResNetBackbone(nn.Module):
             )
         arch = RESNET_DEPTHS[depth]
         net = getattr(torchvision.models, arch)(weights=None)
-        _load_weights(net, arch, weights)
+        load_torchvision_weights(net, arch, weights)
         if output_stride <= 16:
             _dilate_stage(net.layer4, 2 if output_stride == 16 else 4)
         if output_stride == 8:
@@ -153,7 +153,7 @@ class MobileNetV2Backbone(nn.Module):
         net = torchvision.models.mobilenet_v2(weights=None, width_mult=width_mult)
         if weights is not None and width_mult != 1.0:
             raise ValueError(f"weights need width_mult=1.0, got width_mult={width_mult}")
-        _load_weights(net, "mobilenet_v2", weights)
+        load_torchvision_weights(net, "mobilenet_v2", weights)
         stride, dilation = 1, 1
         for block in net.features:
             convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
