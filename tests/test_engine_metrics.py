@@ -11,6 +11,7 @@ from repro.engine.metrics import (
     boundary_counts,
     boundary_f_score,
     boundary_map,
+    fill_ignored_with_nearest_label,
 )
 
 
@@ -79,12 +80,33 @@ def test_boundary_counts_skip_predicted_edges_in_ignored_pixels():
     label = torch.zeros(10, 10, dtype=torch.long)
     label[:, 5:] = 255
     pred = torch.zeros(10, 10, dtype=torch.long)
-    pred[:, 7:] = 1  # an edge inside the ignored half only
-    counts = boundary_counts(pred, label, tolerance_px=0)
+    pred[:, 8:] = 1  # an edge deep inside the ignored half only
+    counts = boundary_counts(pred, label, tolerance_px=1)
     assert counts.total_pred == 0
-    # The ground truth has an edge next to the ignored region (column 4), far from pred's.
-    assert counts.total_gt == 10 and counts.matched_gt == 0
-    assert counts.f_score() == 0.0
+    # The ignored half takes class 0 from its labelled neighbours: no ground-truth edge.
+    assert counts.total_gt == 0
+    assert counts.f_score() == 1.0
+
+
+def test_boundary_in_a_void_band_matches_a_perfect_prediction():
+    truth = _square(24, 6, 6, 10)
+    label = truth.clone()
+    label[boundary_map(truth.unsqueeze(0))[0]] = 255
+    label[_dilate_once(label == 255)] = 255  # a 4-pixel void band, as VOC draws them
+    counts = boundary_counts(truth, label, tolerance_px=3)
+    assert counts.total_gt > 0 and counts.total_pred > 0
+    assert counts.f_score() == 1.0
+    empty = torch.zeros_like(truth)  # missing the object loses every ground-truth edge
+    assert boundary_counts(empty, label, tolerance_px=3).recall() == 0.0
+
+
+def _dilate_once(mask: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.max_pool2d(mask[None, None].float(), 3, 1, 1)[0, 0] > 0
+
+
+def test_fill_ignored_with_nearest_label():
+    label = torch.tensor([[[1, 255, 255, 2]]])
+    assert fill_ignored_with_nearest_label(label).tolist() == [[[1, 1, 2, 2]]]
 
 
 def test_boundary_counts_sum_over_images():

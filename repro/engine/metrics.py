@@ -5,16 +5,17 @@ DSNet Fig. 4, DDSM's abstract).
 Boundary F-score (after Csurka et al., BMVC 2013, and Perazzi et al., CVPR 2016):
 
 * a boundary pixel of a label map is a pixel with an 8-neighbour of another value;
-* ground-truth boundary pixels are labelled (non-ignore) pixels next to a different
-  value, the ignore value included, so VOC's void band around objects yields boundaries
-  on its both sides;
-* predicted boundary pixels are counted for precision only where the ground truth is
-  labelled (a decision inside an ignored region is not scored), but all of them are used
-  to match ground-truth boundaries for recall;
-* a boundary pixel matches when a boundary pixel of the other map lies within
-  ``tolerance_px`` (Euclidean disk);
-* ``F = 2PR / (P + R)``. Over a dataset, matched and total counts are summed first
-  (micro-average), so small images do not dominate.
+* ignored ground-truth pixels take the class of their nearest labelled pixel before the
+  ground-truth boundaries are extracted, so a VOC-style void band around an object puts
+  the boundary in the band's middle, and an ignored image border adds none;
+* only pixels within ``tolerance_px`` of a labelled pixel are scored, for both maps
+  (decisions deep inside an ignored region do not count); with VOC's 5-pixel void band a
+  tolerance of at least 3 pixels reaches the band's middle;
+* a boundary pixel matches when a boundary pixel of the other map (scored or not) lies
+  within ``tolerance_px`` (Euclidean disk);
+* ``P`` = matched / scored predicted boundary pixels, ``R`` = matched / scored
+  ground-truth boundary pixels, ``F = 2PR / (P + R)``. Over a dataset, matched and total
+  counts are summed first (micro-average), so small images do not dominate.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 DEFAULT_BOUNDARY_TOLERANCE_PX = 3
 
@@ -124,6 +127,20 @@ def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
     return hits.squeeze(1) > 0.5
 
 
+def fill_ignored_with_nearest_label(label: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
+    """``[B, H, W]`` labels with each ignored pixel set to its nearest labelled pixel's
+    class (Euclidean); an image without labelled pixels is returned unchanged."""
+    filled = label.clone()
+    for index in range(label.shape[0]):
+        ignored = (label[index] == ignore_index).cpu().numpy()
+        if not ignored.any() or ignored.all():
+            continue
+        _, nearest = ndimage.distance_transform_edt(ignored, return_indices=True)
+        source = label[index].cpu().numpy()[nearest[0], nearest[1]]
+        filled[index] = torch.from_numpy(np.ascontiguousarray(source)).to(label.device)
+    return filled
+
+
 @dataclass
 class BoundaryCounts:
     """Matched and total boundary pixels; sums over images give the dataset's score."""
@@ -160,9 +177,11 @@ def boundary_counts(
         raise ValueError(f"tolerance_px must be an int >= 0, got {tolerance_px!r}")
     pred, label = _check_pair(pred, label)
     labelled = label != ignore_index
-    gt_edges = boundary_map(label) & labelled
+    filled = fill_ignored_with_nearest_label(label, ignore_index)
+    scored = _dilate(labelled, tolerance_px)
+    gt_edges = boundary_map(filled) & scored
     pred_edges = boundary_map(pred)
-    scored_pred_edges = pred_edges & labelled
+    scored_pred_edges = pred_edges & scored
     near_gt = _dilate(gt_edges, tolerance_px)
     near_pred = _dilate(pred_edges, tolerance_px)
     return BoundaryCounts(
