@@ -9,7 +9,6 @@ import pandas as pd
 from repro.audit.claims import Claim, load_claims
 from repro.audit.reported import load_reported
 from repro.audit.verdicts import NOT_RUN, Verdict, judge
-from repro.results.provenance import package_source_hash
 
 
 def _reported_text(claim: Claim, reported: pd.DataFrame) -> tuple[str, str]:
@@ -50,12 +49,11 @@ def audit_frame(
 ) -> pd.DataFrame:
     """The audit table as a DataFrame (generated, never typed)."""
     reported = load_reported().set_index("id")
-    package_hash = package_source_hash()
     rows = []
     for verdict in audit_verdicts(profile, paper, results_root):
         claim = verdict.claim
         reported_values, paper_setting = _reported_text(claim, reported)
-        stale = verdict.result.stale_reasons(package_hash) if verdict.result else []
+        stale = verdict.result.stale_reasons() if verdict.result else []
         rows.append(
             {
                 "paper": claim.paper.upper(),

@@ -22,6 +22,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     from repro.notebooks import discover
 
     specs = discover()
+    if args.names:
+        print("\n".join(specs))
+        return EXIT_OK
     if args.name:
         if args.name not in specs:
             return _error(f"unknown notebook {args.name!r}; available: {', '.join(specs)}")
@@ -79,15 +82,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if frame.empty:
         print("no claims registered")
         return EXIT_OK
-    width = 34
     for _, row in frame.iterrows():
         print(f"[{row['verdict'].upper()}] {row['paper']} {row['claim']}" + (
             f"  (STALE: {row['stale']})" if row["stale"] else ""))
         for label in ("statement", "reported", "reproduced", "our setting", "why", "to run"):
             if row[label]:
-                text = textwrap.fill(str(row[label]), 100, initial_indent=" " * 4,
-                                     subsequent_indent=" " * 6)
-                print(f"  {label}:".ljust(width)[:16] + "\n" + text)
+                print(textwrap.fill(str(row[label]), 100, initial_indent=f"  {label}: ",
+                                    subsequent_indent=" " * 6))
         print()
     counts = frame["verdict"].value_counts().to_dict()
     print("verdicts: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))

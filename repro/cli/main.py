@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="every notebook, what it regenerates, its parameters and profiles")
     p.add_argument("name", nargs="?", help="show only this notebook")
+    p.add_argument("--names", action="store_true", help="print only the names, one per line")
     p.set_defaults(func=commands.cmd_list)
 
     p = sub.add_parser("run", help="run a notebook through papermill and store its results")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.notebooks.spec import NotebookSpec, get_notebook
-from repro.paths import failed_runs_dir
+from repro.paths import failed_runs_dir, package_dir
 from repro.results import provenance
 from repro.results.recorder import METRICS_FILE
 from repro.results.store import result_dir
@@ -50,6 +50,12 @@ def _kernel_environment() -> None:
     bin_dir = str(Path(sys.executable).parent)
     if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    # ... and the same `repro` package, even when it is imported from a checkout that is not
+    # installed (the kernel runs in the staging folder, where a relative PYTHONPATH would break).
+    source_root = str(package_dir().parent)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if source_root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([source_root, *filter(None, paths)])
 
 
 def _keep_failed(staging: Path, spec: NotebookSpec, profile: str) -> Path | None:
@@ -95,6 +101,9 @@ def run_notebook(
         shutil.rmtree(staging)
     staging.mkdir()
     _kernel_environment()
+    # papermill cannot read Literal[...] annotations and warns "unknown parameter" for them;
+    # the parameters were validated above against the declared ones, so that warning is noise.
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     started = time.perf_counter()
     try:
         papermill.execute_notebook(

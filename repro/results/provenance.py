@@ -29,6 +29,45 @@ def package_source_hash(root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def imported_source_hashes() -> dict[str, str]:
+    """SHA-256 of every source file of the package that this process has imported.
+
+    A result depends on the modules its notebook used, not on the whole package: these
+    hashes make "stale" precise. When the sampling ops were imported, their C++/CUDA
+    sources count too.
+    """
+    import sys
+
+    root = package_dir()
+    files: set[Path] = set()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if (name == "repro" or name.startswith("repro.")) and path and path.endswith(".py"):
+            files.add(Path(path).resolve())
+    if "repro.ops" in sys.modules:
+        files.update(p for p in (root / "ops").rglob("*") if p.suffix in SOURCE_SUFFIXES[1:])
+    return {
+        path.relative_to(root.parent).as_posix(): _file_sha256(path)
+        for path in sorted(files)
+        if path.is_file() and root in path.parents
+    }
+
+
+def changed_sources(recorded: dict[str, str], root: Path | None = None) -> list[str]:
+    """Which of the recorded source files differ now (or are gone)."""
+    base = (root or package_dir()).parent
+    changed = []
+    for relative, digest in recorded.items():
+        path = base / relative
+        if not path.is_file() or _file_sha256(path) != digest:
+            changed.append(relative)
+    return changed
+
+
 def git_state(root: Path | None = None) -> dict[str, Any]:
     """The commit and whether the tree had uncommitted changes (``None`` outside git)."""
     root = root or repo_root()

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from repro.results.provenance import imported_source_hashes
+
 METRICS_FILE = "metrics.json"
 FIGURES_DIR = "figures"
 TABLES_DIR = "tables"
@@ -128,6 +130,7 @@ class Recorder:
             "figures": sorted(set(self.figures)),
             "tables": sorted(set(self.tables)),
             "notes": self.notes,
+            "sources": imported_source_hashes(),
         }
 
     def write(self) -> Path:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from repro.paths import notebooks_dir, results_dir
-from repro.results.provenance import package_source_hash
+from repro.results.provenance import changed_sources
 from repro.results.recorder import METRICS_FILE, Metric
 
 
@@ -30,23 +31,26 @@ class RunResult:
     figures: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
 
-    def stale_reasons(self, package_hash: str | None = None) -> list[str]:
-        """Why this result may no longer match the code (empty when it is current)."""
+    def stale_reasons(self) -> list[str]:
+        """Why this result may no longer match the code (empty when it is current).
+
+        Stale when the notebook changed, or any package source file the notebook imported
+        (recorded with its hash when the result was written) changed.
+        """
         reasons = []
         source = notebooks_dir() / f"{self.notebook}.py"
-        if source.exists():
-            import hashlib
-
-            if hashlib.sha256(source.read_bytes()).hexdigest() != self.provenance.get(
-                "notebook_sha256"
-            ):
-                reasons.append("notebook changed")
-        else:
+        if not source.exists():
             reasons.append("notebook removed")
-        current = package_hash or package_source_hash()
-        if current != self.provenance.get("package_sha256"):
-            reasons.append("package changed")
+        elif hashlib.sha256(source.read_bytes()).hexdigest() != self.provenance.get(
+            "notebook_sha256"
+        ):
+            reasons.append("notebook changed")
+        changed = changed_sources(self.sources)
+        if changed:
+            shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+            reasons.append(f"package source changed ({shown})")
         return reasons
 
     def setting_label(self) -> str:
@@ -72,4 +76,5 @@ def load_result(notebook: str, profile: str, root: Path | None = None) -> RunRes
         figures=data.get("figures", []),
         tables=data.get("tables", []),
         notes=data.get("notes", []),
+        sources=data.get("sources", {}),
     )

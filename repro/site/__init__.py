@@ -1,0 +1,1 @@
+"""The book site: pages generated from results/, and the Jupyter Book build."""

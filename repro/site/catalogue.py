@@ -1,0 +1,47 @@
+"""What each paper contains that this book reproduces: its tables and figures, in order.
+
+This is structure, not results: it says which items exist so that a chapter can list every
+one with its status, including those no notebook regenerates yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PAPERS: dict[str, str] = {
+    "gdc": "GDC / GDPP (Sun et al., IEEE TCSVT 2021)",
+    "dsnet": "DSNet / CGDS (Fu et al., AAAI 2020)",
+    "ddsm": "DDSM (Li and Tong, ICIP 2021)",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    label: str  # as the paper names it: "Table I", "Fig. 10", "text"
+    what: str
+
+
+CATALOGUE: dict[str, list[Item]] = {
+    "gdc": [
+        Item("Table I", "single-image segmentation: normal, dilated, deformable and GDC convolutions"),
+        Item("Table II", "pseudo labels on PASCAL VOC 2012 against other weakly supervised methods"),
+        Item("Table III", "pseudo labels on PASCAL Context"),
+        Item("Table IV", "the σ ablation of GDC"),
+        Item("Table V", "MobileNetV2 with no context module, ASPP, S-ASPP and GDPP"),
+        Item("Table VII", "GDC against a uniform random dynamic convolution"),
+        Item("text", "Cityscapes: DeepLabv3 80.1 → 80.6 mIoU with GDPP (Table VI lost)"),
+        Item("Fig. 10", "sampling positions of a GDC kernel for two values of σ"),
+        Item("Fig. 11", "diversity of features over the optimisation steps (t-SNE)"),
+    ],
+    "dsnet": [
+        Item("Table 1", "low-level / high-level feature pairs for CGDS (ResNet-50, VOC val)"),
+        Item("Table 2", "training and evaluation strategies (DS, flip, MS, FT)"),
+        Item("Table 3", "PASCAL VOC 2012 test, against the state of the art"),
+        Item("Table 4", "ADE20K val, against the state of the art"),
+        Item("Table 5", "PASCAL Context, against the state of the art"),
+        Item("text", "sampler ablation (non-local 76.6) and DCNv2 / Dynamic Filter on ASPP"),
+    ],
+    "ddsm": [
+        Item("text", "claims of the abstract: boundaries, effectiveness and efficiency (no table available)"),
+    ],
+}

@@ -1,0 +1,173 @@
+"""Pages generated from ``results/``: the audit, chapter status tables, result notebooks.
+
+All tables are built with pandas from the results and the reported-numbers transcription;
+nothing here holds a number.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+
+from repro.audit.table import audit_frame
+from repro.audit.verdicts import VERDICTS
+from repro.notebooks import NotebookSpec, discover
+from repro.paths import results_dir
+from repro.results.store import RunResult, load_result
+from repro.site.catalogue import CATALOGUE, PAPERS
+
+BOOK_PROFILE = "cpu"
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table whose cells cannot break the table (pipes and newlines escaped)."""
+    def cell(value: object) -> str:
+        text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def audit_page(frame: pd.DataFrame) -> str:
+    counts = frame["verdict"].value_counts() if not frame.empty else pd.Series(dtype=int)
+    summary = pd.DataFrame(
+        {"verdict": list(VERDICTS), "claims": [int(counts.get(v, 0)) for v in VERDICTS]}
+    )
+    parts = ["## Summary\n", markdown_table(summary)]
+    columns = ["claim", "statement", "reported", "paper setting", "reproduced", "our setting",
+               "verdict", "stale", "to run"]
+    for paper, title in PAPERS.items():
+        rows = frame[frame["paper"] == paper.upper()] if not frame.empty else frame
+        parts.append(f"\n## {title}\n")
+        if rows.empty:
+            parts.append("No claim registered.\n")
+            continue
+        shown = rows[columns].copy()
+        shown["verdict"] = "**" + shown["verdict"] + "**"
+        parts.append(markdown_table(shown))
+    return "\n".join(parts)
+
+
+def chapter_status(paper: str, specs: dict[str, NotebookSpec], frame: pd.DataFrame) -> str:
+    """Each table and figure of a paper, the notebook that regenerates it and its status."""
+    rows = []
+    for item in CATALOGUE[paper]:
+        notebooks = [s for s in specs.values() if s.paper == paper and item.label in s.regenerates]
+        if not notebooks:
+            rows.append({"item": item.label, "what": item.what, "notebook": "",
+                         "status": "not reproduced yet"})
+            continue
+        for spec in notebooks:
+            result = load_result(spec.name, BOOK_PROFILE)
+            status = "no `cpu` result yet" if result is None else _status(result)
+            link = f"[{spec.name}](notebooks/{spec.name}.ipynb)" if result else f"`{spec.name}`"
+            rows.append({"item": item.label, "what": item.what, "notebook": link, "status": status})
+    table = markdown_table(pd.DataFrame(rows))
+    claims = frame[frame["paper"] == paper.upper()] if not frame.empty else frame
+    if not claims.empty:
+        verdicts = claims[["claim", "statement", "verdict"]].copy()
+        verdicts["verdict"] = "**" + verdicts["verdict"] + "**"
+        table += "\n### Verdicts on this paper's claims\n\n" + markdown_table(verdicts)
+    return table
+
+
+def _status(result: RunResult) -> str:
+    stale = result.stale_reasons()
+    date = result.provenance.get("date", "")[:10]
+    return f"reproduced at `cpu` ({date})" + (f", **stale**: {', '.join(stale)}" if stale else "")
+
+
+def provenance_cell(result: RunResult) -> str:
+    prov = result.provenance
+    git = prov.get("git") or {}
+    stale = result.stale_reasons()
+    lines = [
+        "```{admonition} About this result",
+        ":class: " + ("warning" if stale else "note"),
+        f"Profile **{result.profile}**. Setting: {result.setting_label() or '(not stated)'}.",
+        "",
+        f"Produced {prov.get('date', '?')} in {prov.get('wall_time_s', '?')} s on "
+        f"{prov.get('device', '?')} ({prov.get('cpu_count', '?')} CPUs), torch "
+        f"{prov.get('torch_version', '?')}, sampling ops: {prov.get('ops_backend', '?')}; "
+        f"commit `{(git.get('commit') or '?')[:10]}`" + (" (uncommitted changes)" if git.get("dirty") else "") + ".",
+        "",
+        ("**Stale**: " + ", ".join(stale) + " since this result was produced; re-run it with "
+         f"`repro run {result.notebook} --profile {result.profile}`.") if stale else
+        f"Re-run: `repro run {result.notebook} --profile {result.profile} [-p KEY VALUE ...]`.",
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def result_notebook(result: RunResult, target: Path) -> None:
+    """Copy an executed notebook into the book, headed by its provenance."""
+    notebook = nbformat.read(result.folder / f"{result.notebook}.ipynb", as_version=4)
+    cells = notebook.cells
+    insert_at = 1 if cells and cells[0].cell_type == "markdown" else 0
+    cells.insert(insert_at, nbformat.v4.new_markdown_cell(provenance_cell(result)))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, target)
+
+
+def write_generated(source: Path) -> dict[str, list[str]]:
+    """Write every generated page under ``source/generated``; return the toc sections per paper."""
+    generated = source / "generated"
+    if generated.exists():
+        shutil.rmtree(generated)
+    (generated / "notebooks").mkdir(parents=True)
+    specs = discover()
+    frame = audit_frame(BOOK_PROFILE)
+    (generated / "audit.md").write_text(audit_page(frame))
+    sections: dict[str, list[str]] = {paper: [] for paper in PAPERS}
+    sections["project"] = []
+    for paper in PAPERS:
+        (generated / f"{paper}_status.md").write_text(chapter_status(paper, specs, frame))
+    for spec in specs.values():
+        result = load_result(spec.name, BOOK_PROFILE)
+        if result is None:
+            continue
+        result_notebook(result, generated / "notebooks" / f"{spec.name}.ipynb")
+        sections.setdefault(spec.paper or "project", []).append(f"generated/notebooks/{spec.name}")
+    for page in extra_pages(generated):
+        sections["project"].append(page)
+    return sections
+
+
+def extra_pages(generated: Path) -> list[str]:
+    """Pages rendered from committed result files other than notebooks (benchmarks, counts)."""
+    pages = []
+    bench = sorted((results_dir() / "bench").glob("ops_*.json"))
+    if bench:
+        from repro.ops.bench import bench_table
+
+        parts = ["# Speed of the sampling ops\n",
+                 "Measured by `repro bench ops`; ratios are taken inside one run. "
+                 "Times are medians of repeats.\n"]
+        for path in bench:
+            meta = json.loads(path.read_text())
+            machine = meta.get("machine", {})
+            parts.append(f"\n## {path.stem}: {machine if isinstance(machine, str) else json.dumps(machine)}\n")
+            parts.append(markdown_table(bench_table(path)))
+        if not any("cuda" in p.stem for p in bench):
+            parts.append("\nNo GPU figure exists yet: no GPU was available to this project. "
+                         "`repro bench ops` reports CUDA timings where a GPU is present.\n")
+        (generated / "ops_speed.md").write_text("\n".join(parts))
+        pages.append("generated/ops_speed")
+    complexity = results_dir() / "model_complexity" / "cpu.json"
+    if complexity.exists():
+        from repro.models.complexity import complexity_table
+
+        text = ["# Parameters and FLOPs of every model\n",
+                "Counted by `repro models complexity` (FLOPs with `torch.utils.flop_counter`).\n",
+                markdown_table(complexity_table(complexity))]
+        (generated / "model_complexity.md").write_text("\n".join(text))
+        pages.append("generated/model_complexity")
+    return pages
+

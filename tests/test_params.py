@@ -1,0 +1,89 @@
+"""Declared notebook parameters: parsing and validation of overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from repro.notebooks.params import ParameterError, parse_parameters_cell
+from repro.notebooks.spec import discover
+
+CELL = '''
+profile: str = "smoke"
+output_dir: str = "."
+sigmas: list[float] = [0.1, 0.3]  # two sigmas
+draws: int = 100
+mode: Literal["per_tap", "shared"] = "per_tap"
+flip: bool = False
+name: str = "x"
+'''
+
+
+@pytest.fixture
+def params():
+    return {p.name: p for p in parse_parameters_cell(CELL)}
+
+
+def test_parses_types_defaults_and_help(params):
+    assert params["sigmas"].type_name == "list[float]"
+    assert params["sigmas"].default == [0.1, 0.3]
+    assert params["sigmas"].help == "two sigmas"
+    assert params["mode"].choices == ("per_tap", "shared")
+    assert params["draws"].type_name == "int"
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "expected"),
+    [
+        ("draws", "7", 7),
+        ("sigmas", "0.2,0.5", [0.2, 0.5]),
+        ("sigmas", "[0.2, 1]", [0.2, 1.0]),
+        ("mode", "shared", "shared"),
+        ("flip", "true", True),
+        ("name", "abc", "abc"),
+    ],
+)
+def test_coerces_command_line_strings(params, name, raw, expected):
+    assert params[name].coerce(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("draws", "many", "expected int"),
+        ("draws", "1.5", "expected int"),
+        ("sigmas", "a,b", "expected float"),
+        ("sigmas", "[1,", "not a JSON list"),
+        ("mode", "both", "one of 'per_tap', 'shared'"),
+        ("flip", "maybe", "expected bool"),
+    ],
+)
+def test_rejects_bad_values_naming_the_parameter(params, name, raw, message):
+    with pytest.raises(ParameterError) as error:
+        params[name].coerce(raw)
+    assert repr(name) in str(error.value) and message in str(error.value)
+
+
+def test_unannotated_parameter_is_refused():
+    with pytest.raises(ValueError, match="type annotation"):
+        parse_parameters_cell("x = 3\n")
+
+
+def test_every_notebook_declares_parameters_and_valid_profiles():
+    specs = discover()
+    assert "gdc_fig10_sampling" in specs
+    for spec in specs.values():
+        assert spec.parameters, spec.name
+        assert {"smoke", "cpu"} <= set(spec.profiles), f"{spec.name} lacks smoke or cpu profile"
+        for profile in spec.profiles:
+            spec.resolve(profile)  # raises if a profile names an undeclared parameter
+
+
+def test_resolve_rejects_unknown_profile_and_key():
+    spec = discover()["gdc_fig10_sampling"]
+    with pytest.raises(ParameterError, match="profile 'gpu'"):
+        spec.resolve("gpu")
+    with pytest.raises(ParameterError, match="unknown parameter 'sigma'"):
+        spec.resolve("smoke", {"sigma": "0.1"})
+    with pytest.raises(ParameterError, match="set by `repro run`"):
+        spec.resolve("smoke", {"output_dir": "/tmp"})
+    assert spec.resolve("smoke", {"draws": "5"})["draws"] == 5

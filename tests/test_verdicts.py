@@ -1,0 +1,59 @@
+"""The verdict rules on synthetic results (DESIGN.md: supported, contradicted, inconclusive, ...)."""
+
+from __future__ import annotations
+
+import pytest
+
+from repro.audit.verdicts import (
+    CONTRADICTED,
+    INCONCLUSIVE,
+    SUPPORTED,
+    _judge_close,
+    _judge_greater,
+)
+from repro.results.recorder import Metric, summarise
+
+
+def m(*values: float) -> Metric:
+    return Metric(list(values))
+
+
+def test_summarise_uses_sample_std():
+    mean, std, n = summarise([1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3)
+    assert std == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        (m(10, 11, 12), m(5, 6, 7), SUPPORTED),
+        (m(5, 6, 7), m(10, 11, 12), CONTRADICTED),
+        (m(10, 11, 12), m(9.5, 10.5, 11.5), INCONCLUSIVE),
+        (m(10), m(5), INCONCLUSIVE),  # one run: no spread
+    ],
+)
+def test_greater(a, b, expected):
+    verdict, reason = _judge_greater(a, {"b": b}, higher_is_better=True)
+    assert verdict == expected, reason
+
+
+def test_greater_needs_every_b_and_respects_direction():
+    a = m(10, 11, 12)
+    verdict, _ = _judge_greater(a, {"b1": m(1, 2, 3), "b2": m(10, 11, 12)}, True)
+    assert verdict == INCONCLUSIVE
+    verdict, _ = _judge_greater(m(1, 2, 3), {"b": m(10, 11, 12)}, higher_is_better=False)
+    assert verdict == SUPPORTED
+
+
+def test_close():
+    assert _judge_close(m(10, 11, 12), {"b": m(10.5, 11.5, 12.5)}, 0.0)[0] == SUPPORTED
+    assert _judge_close(m(10, 11, 12), {"b": m(20, 21, 22)}, 0.0)[0] == CONTRADICTED
+    assert _judge_close(m(10, 11, 12), {"b": m(20, 21, 22)}, 10.0)[0] == SUPPORTED
+
+
+def test_metric_rejects_non_finite_and_mismatched_seeds():
+    with pytest.raises(ValueError, match="finite"):
+        Metric([1.0, float("nan")])
+    with pytest.raises(ValueError, match="one seed per value"):
+        Metric([1.0, 2.0], seeds=[0])
