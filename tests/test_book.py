@@ -1,0 +1,116 @@
+"""The book builds offline from the committed results and shows their values."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from repro.audit.claims import load_claims
+from repro.audit.reported import load_reported
+from repro.notebooks import discover
+from repro.results.store import load_result
+from repro.site.build import build_book
+
+RESOURCE_ATTRIBUTES = {
+    "script": "src", "img": "src", "iframe": "src", "source": "src", "video": "src",
+    "audio": "src", "embed": "src", "link": "href",
+}
+REMOTE = re.compile(r"^(https?:)?//", re.IGNORECASE)
+
+
+class ResourceCollector(HTMLParser):
+    """Every address a browser would fetch when opening a page, and inline script text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resources: list[str] = []
+        self.inline_scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        attribute = RESOURCE_ATTRIBUTES.get(tag)
+        if attribute and values.get(attribute):
+            if tag == "link" and values.get("rel") in ("canonical", "alternate"):
+                return
+            self.resources.append(values[attribute] or "")
+        self._in_script = tag == "script"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.inline_scripts.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    index = build_book(tmp_path_factory.mktemp("book"))
+    return index.parent
+
+
+def text_of(page: Path) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.read_text()))
+
+
+def test_pages_exist(site):
+    for page in ("index.html", "intro.html", "audit.html", "gdc.html", "dsnet.html", "ddsm.html"):
+        assert (site / page).exists(), page
+
+
+def test_every_cpu_result_has_a_page_in_its_chapter(site):
+    for spec in discover().values():
+        if load_result(spec.name, "cpu") is not None:
+            assert (site / "generated" / "notebooks" / f"{spec.name}.html").exists(), spec.name
+
+
+def test_audit_page_shows_reported_and_reproduced_values(site):
+    audit = text_of(site / "audit.html")
+    reported = load_reported().set_index("id")
+    claims = load_claims()
+    assert all(claim.id in audit for claim in claims)
+    with_numbers = [c for c in claims if c.reported]
+    first = reported.loc[with_numbers[0].reported[0]]
+    assert str(first["value"]) in audit
+    measured = [c for c in claims if c.test and load_result(c.test.notebook, "cpu")]
+    assert measured, "no claim has a cpu result: the audit would show only 'not run'"
+    for claim in measured:
+        result = load_result(claim.test.notebook, "cpu")
+        if claim.test.a in result.metrics:
+            assert result.metrics[claim.test.a].format() in audit, claim.id
+
+
+def test_chapters_list_every_table_and_figure(site):
+    from repro.site.catalogue import CATALOGUE
+
+    for paper, items in CATALOGUE.items():
+        page = text_of(site / f"{paper}.html")
+        for item in items:
+            assert item.what.split(":")[0][:30] in page, (paper, item.label)
+
+
+def test_no_page_requests_another_host(site):
+    offenders = []
+    for page in site.rglob("*.html"):
+        collector = ResourceCollector()
+        collector.feed(page.read_text())
+        offenders += [f"{page.name}: {url}" for url in collector.resources if REMOTE.match(url)]
+        offenders += [
+            f"{page.name}: inline script names {match}"
+            for script in collector.inline_scripts
+            for match in re.findall(r"https?://[^\s\"']+", script)
+        ]
+        for css in re.findall(r"@import\s+url\((['\"]?)(https?:)?//", page.read_text()):
+            offenders.append(f"{page.name}: css import {css}")
+    assert not offenders, offenders[:10]
+
+
+def test_mathjax_is_served_locally(site):
+    page = (site / "intro.html").read_text()
+    assert "_static/mathjax/MathJax.js" in page
+    assert (site / "_static" / "mathjax" / "MathJax.js").exists()
