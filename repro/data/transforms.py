@@ -120,7 +120,7 @@ class RandomScale:
             0
         ]
         masks = [
-            F.interpolate(mask[None, None].float(), size=size, mode="nearest")[0, 0].long()
+            F.interpolate(mask[None, None].float(), size=size, mode="nearest-exact")[0, 0].long()
             for mask in sample.masks()
         ]
         return sample.with_masks(image, masks)
