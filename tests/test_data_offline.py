@@ -137,12 +137,12 @@ def test_expand_scribbles_slic_conflict_majority_wins() -> None:
         expand_scribbles_slic(image, scribbles[:8], n_segments=1)
 
 
-def _coded_sample(size: int = 24) -> SegmentationSample:
+def _coded_sample(size: int = 32) -> SegmentationSample:
     # The label is a function of the image (red channel // 16), so any misalignment shows;
-    # 4×4 blocks of one code keep interpolation from blurring every pixel.
+    # 8×8 blocks of one code keep interpolation from blurring every pixel.
     rng = np.random.default_rng(0)
-    blocks = rng.integers(0, 16, ((size + 3) // 4, (size + 3) // 4))
-    codes = np.kron(blocks, np.ones((4, 4), dtype=np.int64))[:size, :size]
+    blocks = rng.integers(0, 16, ((size + 7) // 8, (size + 7) // 8))
+    codes = np.kron(blocks, np.ones((8, 8), dtype=np.int64))[:size, :size]
     image = np.stack([codes * 16 + 8, rng.integers(0, 255, (size, size)), codes * 0 + 50], 0)
     return SegmentationSample(
         image=torch.from_numpy(image).float(),
