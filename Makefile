@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PROFILE ?= cpu
 # The tested torch; override for another (never newer than 2.14.1 is known to work here).
-TORCH_SPEC ?= torch>=2.4,<=2.14.1 torchvision>=0.19,<=0.29.1
+TORCH_SPEC ?= "torch>=2.4,<=2.14.1" "torchvision>=0.19,<=0.29.1"
 # One CUDA architecture is enough to prove the CUDA sources build where a toolkit exists.
 export TORCH_CUDA_ARCH_LIST ?= 9.0
 export MAX_JOBS ?= 2
