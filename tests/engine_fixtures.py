@@ -129,3 +129,39 @@ def build_tiny_experiment() -> tuple[nn.Module, Dataset, Dataset, TrainConfig]:
     train_set = TinyShapesDataset(length=8, seed=1, augment=augment)
     val_set = TinyShapesDataset(length=4, seed=2)
     return model, train_set, val_set, tiny_config(epochs=2, batch_size=4)
+
+
+def sync_batchnorm_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
+    """Spawned by the SyncBN test: each rank normalises its half of one batch with
+    ``CpuSyncBatchNorm`` and saves output, input gradient and running stats."""
+    import torch.distributed as dist
+
+    from repro.engine.sync_batchnorm import convert_to_sync_batchnorm
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
+    )
+    try:
+        torch.manual_seed(0)
+        full = torch.randn(4, 3, 5, 5) * 2 + 1
+        weights = torch.randn(4, 3, 5, 5)
+        layer = convert_to_sync_batchnorm(nn.BatchNorm2d(3))
+        with torch.no_grad():
+            layer.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+            layer.bias.copy_(torch.tensor([0.0, -1.0, 1.0]))
+        half = full[rank * 2 : rank * 2 + 2].clone().requires_grad_(True)
+        out = layer(half)
+        (out * weights[rank * 2 : rank * 2 + 2]).sum().backward()
+        torch.save(
+            {
+                "type": type(layer).__name__,
+                "out": out.detach(),
+                "grad": half.grad,
+                "running_mean": layer.running_mean,
+                "running_var": layer.running_var,
+                "weight_grad": layer.weight.grad,
+            },
+            f"{out_dir}/rank{rank}.pt",
+        )
+    finally:
+        dist.destroy_process_group()

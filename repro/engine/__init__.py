@@ -20,17 +20,17 @@ from repro.engine.optim import build_optimizer, parameter_groups
 from repro.engine.sampling import EpochSeededSampler
 from repro.engine.schedule import PolyLRScheduler, poly_lr_factor
 from repro.engine.seeding import seed_everything
-from repro.engine.sync_batchnorm import PortableSyncBatchNorm, convert_to_sync_batchnorm
+from repro.engine.sync_batchnorm import CpuSyncBatchNorm, convert_to_sync_batchnorm
 from repro.engine.train import EpochRecord, TrainResult, train
 
 __all__ = [
     "LOSSES",
     "MULTI_SCALE_EVAL_SCALES",
     "ConfusionMatrix",
+    "CpuSyncBatchNorm",
     "EpochRecord",
     "EpochSeededSampler",
     "PolyLRScheduler",
-    "PortableSyncBatchNorm",
     "SegmentationLoss",
     "TrainConfig",
     "TrainResult",

@@ -4,10 +4,11 @@ DSNet trains with "Cross-GPU Batch Normalization" (Zhang et al., EncNet, CVPR 20
 batch statistics are computed over the whole distributed batch. ``torch.nn.SyncBatchNorm``
 does this on GPUs, but in torch 2.14 its forward raises ``ValueError("SyncBatchNorm
 expected input tensor to be on GPU ...")`` for CPU tensors, so a CPU/gloo run (this
-project's tests) cannot use it. :class:`PortableSyncBatchNorm` is a ``SyncBatchNorm``
-that delegates to torch's kernels on accelerators and, on the CPU, all-reduces the
-per-channel sums, sums of squares and counts (EncNet's formulation) with a
-differentiable all-reduce.
+project's tests) cannot use it, and DistributedDataParallel refuses CPU modules that
+hold ``SyncBatchNorm`` layers. :func:`convert_to_sync_batchnorm` therefore uses torch's
+``SyncBatchNorm`` on accelerators and :class:`CpuSyncBatchNorm` on the CPU, which
+all-reduces the per-channel sums, sums of squares and counts (EncNet's formulation)
+with a differentiable all-reduce.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -35,25 +37,25 @@ class _AllReduceSum(torch.autograd.Function):
         return grad
 
 
-class PortableSyncBatchNorm(nn.SyncBatchNorm):
-    """``nn.SyncBatchNorm`` with a CPU path (see module docstring); same parameters,
-    buffers and state-dict keys, so checkpoints move freely between the two."""
+class CpuSyncBatchNorm(_BatchNorm):
+    """Batch norm whose training statistics cover the batches of all processes, for CPU
+    (gloo) runs. It is not an ``nn.SyncBatchNorm`` subclass on purpose: DDP refuses CPU
+    modules holding those. Same parameters, buffers and state-dict keys as BatchNorm.
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (N, C, ...), got {input.dim()}D input")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        needs_cpu_sync = (
-            input.device.type == "cpu"
-            and self.training
+        needs_sync = (
+            self.training
             and dist.is_available()
             and dist.is_initialized()
-            and dist.get_world_size(self.process_group or dist.group.WORLD) > 1
+            and dist.get_world_size() > 1
         )
-        if not needs_cpu_sync:
+        if not needs_sync:
             return super().forward(input)
-        if self.process_group is not None:
-            raise NotImplementedError(
-                "PortableSyncBatchNorm's CPU path syncs over the default process group only; "
-                f"got process_group={self.process_group!r}"
-            )
         self._check_input_dim(input)
         channels = input.shape[1]
         reduce_dims = [0, *range(2, input.dim())]
@@ -62,11 +64,9 @@ class PortableSyncBatchNorm(nn.SyncBatchNorm):
         )
         local = torch.cat([input.sum(reduce_dims), (input * input).sum(reduce_dims), local_count])
         total = _AllReduceSum.apply(local)
-        sums, squares, count = (
-            total[:channels],
-            total[channels : 2 * channels],
-            total[2 * channels :],
-        )
+        sums = total[:channels]
+        squares = total[channels : 2 * channels]
+        count = total[2 * channels :]
         mean = sums / count
         var = (squares / count - mean * mean).clamp(min=0)
         if self.track_running_stats and self.running_mean is not None:
@@ -89,14 +89,31 @@ class PortableSyncBatchNorm(nn.SyncBatchNorm):
         self.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
 
 
-def convert_to_sync_batchnorm(module: nn.Module) -> nn.Module:
-    """Replaces every ``BatchNorm*d`` of ``module`` by :class:`PortableSyncBatchNorm`.
+def _to_cpu_sync(module: nn.Module) -> nn.Module:
+    if isinstance(module, _BatchNorm) and not isinstance(
+        module, nn.SyncBatchNorm | CpuSyncBatchNorm
+    ):
+        converted = CpuSyncBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine,
+            module.track_running_stats,
+        )  # fmt: skip
+        if module.affine:
+            converted.weight = module.weight
+            converted.bias = module.bias
+        converted.running_mean = module.running_mean
+        converted.running_var = module.running_var
+        converted.num_batches_tracked = module.num_batches_tracked
+        converted.train(module.training)
+        return converted
+    for name, child in module.named_children():
+        module.add_module(name, _to_cpu_sync(child))
+    return module
 
-    Uses torch's converter (which keeps the parameters and buffers) and then switches
-    the class of each converted layer; the subclass adds no state.
-    """
-    converted = nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    for layer in converted.modules():
-        if type(layer) is nn.SyncBatchNorm:
-            layer.__class__ = PortableSyncBatchNorm
-    return converted
+
+def convert_to_sync_batchnorm(module: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
+    """Replaces every ``BatchNorm*d`` of ``module`` by a synchronised batch norm:
+    ``torch.nn.SyncBatchNorm`` on accelerators, :class:`CpuSyncBatchNorm` on the CPU.
+    Parameters and buffers are kept (the same tensors)."""
+    if torch.device(device).type == "cpu":
+        return _to_cpu_sync(module)
+    return nn.SyncBatchNorm.convert_sync_batchnorm(module)

@@ -206,7 +206,7 @@ def train(
 
     model.to(device)
     if world_size > 1:
-        model = convert_to_sync_batchnorm(model)
+        model = convert_to_sync_batchnorm(model, device)
     loss_fn = build_loss(config)
     optimizer = build_optimizer(model, config)
     scheduler = PolyLRScheduler(optimizer, total_iterations, config.poly_power)
