@@ -8,10 +8,13 @@ from __future__ import annotations
 import torch
 
 from repro.ops import reference
-from repro.ops.library import backend, has_compiled_kernel, warn_fallback
+from repro.ops.library import backend, compiled_devices, has_compiled_kernel, warn_fallback
 from repro.ops.validation import IntPair, check_conv_arguments, check_point_arguments
 
 __all__ = ["backend", "dynamic_sampling_conv2d", "sample_points"]
+
+# Load the compiled library now, outside any torch.compile trace.
+compiled_devices()
 
 
 def dynamic_sampling_conv2d(

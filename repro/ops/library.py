@@ -7,7 +7,6 @@ fake (meta) and autograd kernels are then registered from Python
 
 from __future__ import annotations
 
-import functools
 import logging
 import warnings
 
@@ -18,9 +17,11 @@ logger = logging.getLogger(__name__)
 OP_NAMES: tuple[str, ...] = ("dynamic_sampling_conv2d", "sample_points")
 
 
-@functools.cache
+_compiled_devices: tuple[str, ...] | None = None
+
+
 def load_compiled() -> bool:
-    """Import ``repro._C`` once and register the Python-side kernels; ``False`` if absent."""
+    """Import ``repro._C`` and register the Python-side kernels; ``False`` if absent."""
     try:
         from repro import _C  # noqa: F401  (importing registers the ops)
     except ImportError as error:
@@ -33,7 +34,18 @@ def load_compiled() -> bool:
 
 
 def compiled_devices() -> tuple[str, ...]:
-    """Device types that have a compiled kernel for every op, e.g. ``("cpu", "cuda")``."""
+    """Device types that have a compiled kernel for every op, e.g. ``("cpu", "cuda")``.
+
+    Probed once per process and then read from a module constant, which ``torch.compile``
+    traces without graph breaks (``repro.ops.functional`` probes at import).
+    """
+    global _compiled_devices
+    if _compiled_devices is None:
+        _compiled_devices = _probe_compiled_devices()
+    return _compiled_devices
+
+
+def _probe_compiled_devices() -> tuple[str, ...]:
     if not load_compiled():
         return ()
     devices = []
@@ -71,7 +83,7 @@ def warn_fallback(device: torch.device) -> None:
     _warned_fallback = True
     reason = (
         f"has no kernel for device '{device.type}'"
-        if load_compiled()
+        if compiled_devices()
         else "is not built (run `pip install -e . --no-build-isolation`)"
     )
     warnings.warn(

@@ -19,7 +19,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from repro.ops.validation import ConvGeometry, PointGeometry
+from repro.ops.validation import (
+    ConvGeometry,
+    IntPair,
+    PointGeometry,
+    check_conv_arguments,
+    check_point_arguments,
+)
 
 
 def _sanitize(coordinate: torch.Tensor, size: int) -> torch.Tensor:
@@ -121,3 +127,27 @@ def sample_points_reference(
     rows = torch.arange(g.height, device=input.device, dtype=input.dtype)[:, None]
     cols = torch.arange(g.width, device=input.device, dtype=input.dtype)[None, :]
     return bilinear_gather(input, pairs[:, :, :, 0] + rows, pairs[:, :, :, 1] + cols)
+
+
+def dynamic_sampling_conv2d(
+    input: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The reference with the public signature (validated): the tests' oracle."""
+    geometry = check_conv_arguments(input, offset, weight, bias, stride, padding, dilation, mask)
+    return dynamic_sampling_conv2d_reference(input, offset, weight, bias, mask, geometry)
+
+
+def sample_points(
+    input: torch.Tensor, offset: torch.Tensor, offset_groups: int = 1
+) -> torch.Tensor:
+    """The point sampling reference with the public signature (validated)."""
+    return sample_points_reference(
+        input, offset, check_point_arguments(input, offset, offset_groups)
+    )

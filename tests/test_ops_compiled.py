@@ -1,0 +1,192 @@
+"""The compiled CPU kernels of the sampling ops (repro._C): opcheck, gradcheck, oracles.
+
+Skipped, with the reason, when the extension is not built.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from repro.ops import backend, dynamic_sampling_conv2d, reference, sample_points
+from repro.ops.library import has_compiled_kernel
+from repro.ops.testing import ConvCase, make_conv_inputs, make_point_inputs
+from tests.test_ops_reference import CONV_CASES, assert_matches_torchvision, call_conv
+
+pytestmark = pytest.mark.skipif(
+    not has_compiled_kernel(torch.device("cpu")),
+    reason="compiled extension repro._C not built (python setup.py build_ext --inplace)",
+)
+
+
+def conv_op_args(inputs: dict, case: ConvCase) -> tuple:
+    return (
+        inputs["input"],
+        inputs["offset"],
+        inputs["weight"],
+        inputs["bias"],
+        inputs["mask"],
+        *case.stride,
+        *case.padding,
+        *case.dilation,
+        case.groups,
+        case.offset_groups,
+    )
+
+
+def test_backend_reports_compiled():
+    assert backend().startswith("compiled (cpu")
+
+
+@pytest.mark.parametrize("with_mask", [False, True], ids=["nomask", "mask"])
+def test_opcheck_conv(with_mask: bool):
+    case = ConvCase(
+        batch=2,
+        in_channels=4,
+        out_channels=4,
+        height=5,
+        width=5,
+        groups=2,
+        offset_groups=2,
+        stride=(2, 1),
+        with_mask=with_mask,
+        with_bias=with_mask,
+    )
+    inputs = make_conv_inputs(case, requires_grad=True)
+    torch.library.opcheck(torch.ops.repro.dynamic_sampling_conv2d, conv_op_args(inputs, case))
+
+
+def test_opcheck_sample_points():
+    input, offset = make_point_inputs(channels=4, points=2, offset_groups=2, requires_grad=True)
+    torch.library.opcheck(torch.ops.repro.sample_points, (input, offset, 2))
+
+
+@pytest.mark.parametrize("with_mask", [False, True], ids=["nomask", "mask"])
+def test_gradcheck_conv(with_mask: bool):
+    case = ConvCase(
+        batch=2,
+        in_channels=4,
+        out_channels=2,
+        height=4,
+        width=5,
+        groups=2,
+        offset_groups=2,
+        with_mask=with_mask,
+    )
+    inputs = make_conv_inputs(case, seed=11, requires_grad=True)
+
+    def function(input, offset, weight, bias, mask):
+        return dynamic_sampling_conv2d(
+            input, offset, weight, bias, case.stride, case.padding, case.dilation, mask
+        )
+
+    assert torch.autograd.gradcheck(function, tuple(inputs.values()), eps=1e-6, atol=1e-6)
+
+
+def test_gradcheck_sample_points():
+    input, offset = make_point_inputs(
+        channels=4, height=4, width=5, points=2, offset_groups=2, seed=12, requires_grad=True
+    )
+    assert torch.autograd.gradcheck(
+        lambda x, o: sample_points(x, o, offset_groups=2), (input, offset), eps=1e-6, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("with_mask", [False, True], ids=["nomask", "mask"])
+@pytest.mark.parametrize("name", list(CONV_CASES))
+def test_compiled_conv_matches_torchvision(name: str, with_mask: bool, dtype: torch.dtype):
+    case = ConvCase(**{**CONV_CASES[name].__dict__, "with_mask": with_mask})
+    assert_matches_torchvision(dynamic_sampling_conv2d, case, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("with_mask", [False, True], ids=["nomask", "mask"])
+def test_compiled_conv_matches_reference(with_mask: bool, dtype: torch.dtype):
+    case = ConvCase(
+        in_channels=6,
+        out_channels=4,
+        groups=2,
+        offset_groups=3,
+        kernel=(3, 5),
+        padding=(1, 2),
+        with_mask=with_mask,
+    )
+    tolerance = 1e-10 if dtype == torch.float64 else 1e-4
+    results = []
+    for function in (dynamic_sampling_conv2d, reference.dynamic_sampling_conv2d):
+        inputs = make_conv_inputs(case, dtype=dtype, seed=13, offset_scale=3.0, requires_grad=True)
+        leaves = [t for t in inputs.values() if t is not None]
+        output = call_conv(function, inputs, case)
+        grads = torch.autograd.grad(output.sin().sum(), leaves)
+        results.append((output, *grads))
+    for mine, oracle in zip(*results, strict=True):
+        torch.testing.assert_close(mine, oracle, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_compiled_sample_points_matches_reference(dtype: torch.dtype):
+    tolerance = 1e-10 if dtype == torch.float64 else 1e-4
+    results = []
+    for function in (sample_points, reference.sample_points):
+        input, offset = make_point_inputs(
+            channels=6,
+            points=5,
+            offset_groups=3,
+            dtype=dtype,
+            seed=14,
+            offset_scale=3.0,
+            requires_grad=True,
+        )
+        output = function(input, offset, offset_groups=3)
+        results.append((output, *torch.autograd.grad(output.sin().sum(), (input, offset))))
+    for mine, oracle in zip(*results, strict=True):
+        torch.testing.assert_close(mine, oracle, rtol=tolerance, atol=tolerance)
+
+
+def test_compiled_backward_is_deterministic():
+    case = ConvCase(batch=3, in_channels=8, out_channels=8, height=12, width=12, with_mask=True)
+    runs = []
+    for _ in range(2):
+        inputs = make_conv_inputs(
+            case, dtype=torch.float32, seed=15, offset_scale=2.0, requires_grad=True
+        )
+        call_conv(dynamic_sampling_conv2d, inputs, case).square().sum().backward()
+        input, offset = make_point_inputs(
+            channels=8, points=9, dtype=torch.float32, seed=16, requires_grad=True
+        )
+        sample_points(input, offset).square().sum().backward()
+        runs.append([t.grad for t in inputs.values()] + [input.grad, offset.grad])
+    for first, second in zip(*runs, strict=True):
+        assert torch.equal(first, second)
+
+
+def test_torch_compile_traces_the_ops():
+    case = ConvCase(with_mask=True)
+    inputs = make_conv_inputs(case, seed=17, requires_grad=True)
+
+    def model(input, offset, weight, bias, mask):
+        out = dynamic_sampling_conv2d(input, offset, weight, bias, 1, 1, 1, mask)
+        points = sample_points(out, offset[:, :4])
+        return points.square().sum()
+
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    leaves = tuple(inputs.values())
+    expected = torch.autograd.grad(model(*leaves), leaves)
+    actual = torch.autograd.grad(compiled(*leaves), leaves)
+    for mine, oracle in zip(actual, expected, strict=True):
+        torch.testing.assert_close(mine, oracle)
+
+
+def test_compiled_equals_torchvision_zero_offset_large_batch():
+    """Guards the per-image loop: batch 40 with distinct images."""
+    case = ConvCase(batch=40, in_channels=3, out_channels=2, height=4, width=4)
+    inputs = make_conv_inputs(case, seed=18)
+    inputs["offset"].zero_()
+    torch.testing.assert_close(
+        call_conv(dynamic_sampling_conv2d, inputs, case),
+        torchvision.ops.deform_conv2d(
+            inputs["input"], inputs["offset"], inputs["weight"], inputs["bias"], padding=1
+        ),
+    )
