@@ -106,7 +106,9 @@ def dynamic_sampling_conv2d_reference(
         columns = columns.reshape(
             g.batch, g.offset_groups, g.in_channels // g.offset_groups, taps, g.out_h, g.out_w
         ) * mask.reshape(g.batch, g.offset_groups, 1, taps, g.out_h, g.out_w)
-    columns = columns.reshape(g.batch, g.groups, (g.in_channels // g.groups) * taps, -1)
+    columns = columns.reshape(
+        g.batch, g.groups, (g.in_channels // g.groups) * taps, g.out_h * g.out_w
+    )
     kernel = weight.reshape(g.groups, g.out_channels // g.groups, -1)
     out = torch.einsum("gok,bgkl->bgol", kernel, columns)
     out = out.reshape(g.batch, g.out_channels, g.out_h, g.out_w)
