@@ -1,0 +1,165 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   repro:
+#     title: "Feasibility: what a 2-core CPU can train on the offline dataset"
+#     paper: project
+#     regenerates: [feasibility study]
+#     description: >-
+#       Trains a plain FCN head, DeepLabv3+ and DSNet on a dilated ResNet-18 (output stride 16)
+#       on the offline dataset at 128x128; reports mIoU over seeds, throughput and DSNet's time
+#       overhead, which decide the size of every later cpu profile.
+#     profiles:
+#       smoke: {num_train: 16, num_val: 8, image_size: 64, epochs: 1, batch_size: 4, width: 32, seeds: [0]}
+#       cpu: {}
+#       full: {dataset: voc_aug, image_size: 512, num_train: 10582, num_val: 1449, backbone: resnet101, width: 256, epochs: 50, batch_size: 16, lr: 0.01, head_lr_mult: 0.1, weights: ImageNet}
+# ---
+
+# %% [markdown]
+# # Feasibility: what a 2-core CPU can train on the offline dataset
+#
+# Before any table is reproduced at reduced scale, this study measures what fits: a plain FCN
+# head (no context module), DeepLabv3+ (the DSNet baseline) and DSNet, all on a dilated
+# ResNet-18 at output stride 16, trained from random initialisation on the offline dataset.
+# Two questions: is the dataset hard enough that context matters (FCN clearly below the context
+# models) and easy enough to learn on a CPU; and how many images per second each model trains,
+# which sets the budget of every later `cpu` profile.
+
+# %%
+from typing import Literal  # noqa: F401  (parameter annotations)
+
+# %% tags=["parameters"]
+profile: str = "cpu"  # set by `repro run`
+output_dir: str = "."  # set by `repro run`
+dataset: str = "offline"  # offline, or a real dataset name (full profile)
+models_to_run: list[str] = ["fcn", "deeplabv3plus", "dsnet"]  # registry names
+backbone: str = "resnet18"  # torchvision ResNet, dilated
+weights: str = "none"  # none (random init), a torchvision weights name, or a file
+output_stride: int = 16  # backbone output stride
+width: int = 128  # channels of ASPP, decoder and DSNet branches
+image_size: int = 128  # offline image side = training crop
+num_train: int = 500  # training images (offline dataset)
+num_val: int = 100  # validation images (offline dataset)
+epochs: int = 6  # training epochs
+batch_size: int = 8  # images per SGD step
+lr: float = 0.02  # backbone learning rate
+head_lr_mult: float = 1.0  # rest of the network relative to lr (DSNet text: 0.1, pretrained backbone)
+seeds: list[int] = [0, 1, 2]  # one training run per seed and model
+num_threads: int = 2  # torch CPU threads
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from repro.engine import TrainConfig
+from repro.experiments.supervised import DataSpec, train_and_evaluate
+from repro.results import Recorder
+from repro.viz.bars import plot_mean_std_bars
+
+torch.set_num_threads(num_threads)
+model_configs = {
+    "fcn": {},
+    "deeplabv3plus": {"aspp_channels": width, "decoder_channels": width},
+    "dsnet": {"aspp_channels": width, "modification_channels": width, "sampled_channels": width,
+              "classifier_channels": width},
+}
+unknown = [m for m in models_to_run if m not in model_configs]
+if unknown:
+    raise ValueError(f"models_to_run: {unknown} not in {list(model_configs)}")
+common = {"backbone": backbone, "output_stride": output_stride,
+          "weights": None if weights == "none" else weights}
+data = DataSpec(
+    dataset=dataset, crop_size=image_size,
+    offline={"image_size": image_size, "num_train": num_train, "num_val": num_val},
+)
+recorder = Recorder(
+    output_dir,
+    setting={"dataset": dataset if dataset != "offline" else f"offline ({num_train} train / {num_val} val)",
+             "backbone": f"{backbone} (OS {output_stride}, {'random init' if weights == 'none' else weights})",
+             "resolution": f"{image_size}x{image_size}", "epochs": epochs, "batch": batch_size,
+             "seeds": len(seeds)},
+)
+
+# %% [markdown]
+# ## Train every model with every seed
+
+# %%
+outcomes = []
+for name in models_to_run:
+    for seed in seeds:
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, head_lr_mult=head_lr_mult,
+                             seed=seed, eval_every=0)
+        outcome = train_and_evaluate(name, {**common, **model_configs[name]}, data, config)
+        outcomes.append(outcome)
+        print(f"{name} seed {seed}: mIoU {100 * outcome.metrics['miou']:.2f}, "
+              f"{outcome.train_seconds / 60:.1f} min, {outcome.train_images_per_s:.1f} img/s")
+
+# %% [markdown]
+# ## Results
+
+# %%
+rows = pd.DataFrame(
+    [{"model": o.model, "seed": o.seed, "mIoU (%)": 100 * o.metrics["miou"],
+      "pixel acc (%)": 100 * o.metrics["pixel_acc"], "boundary F (%)": 100 * o.metrics["boundary_f"],
+      "train img/s": o.train_images_per_s, "eval img/s": o.eval_images_per_s,
+      "train min": o.train_seconds / 60, "params (M)": o.parameters / 1e6} for o in outcomes]
+)
+recorder.save_table(rows, "per_seed")
+summary = rows.groupby("model", sort=False).agg(["mean", "std"]).drop(columns=["seed"]).round(2)
+summary
+
+# %%
+for name in models_to_run:
+    runs = rows[rows["model"] == name]
+    recorder.add(f"{name}/miou", runs["mIoU (%)"], seeds=runs["seed"], unit="%", description="val mIoU")
+    recorder.add(f"{name}/pixel_acc", runs["pixel acc (%)"], seeds=runs["seed"], unit="%")
+    recorder.add(f"{name}/boundary_f", runs["boundary F (%)"], seeds=runs["seed"], unit="%")
+    recorder.add(f"{name}/train_images_per_s", runs["train img/s"], seeds=runs["seed"], unit="img/s")
+    recorder.add(f"{name}/eval_images_per_s", runs["eval img/s"], seeds=runs["seed"], unit="img/s")
+    recorder.add(f"{name}/train_minutes", runs["train min"], seeds=runs["seed"], unit="min")
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+plot_mean_std_bars(axes[0], models_to_run,
+                   [rows[rows["model"] == m]["mIoU (%)"].tolist() for m in models_to_run],
+                   "val mIoU (%)", "mIoU over seeds")
+for outcome in outcomes:
+    axes[1].plot([h["loss"] for h in outcome.history], alpha=0.7,
+                 color={"fcn": "tab:gray", "deeplabv3plus": "tab:blue", "dsnet": "tab:red"}.get(outcome.model),
+                 label=f"{outcome.model}" if outcome.seed == seeds[0] else None)
+axes[1].set_xlabel("epoch")
+axes[1].set_ylabel("training loss")
+axes[1].legend()
+fig.tight_layout()
+recorder.save_figure(fig, "feasibility")
+
+# %% [markdown]
+# ## The budget this implies
+
+# %%
+if {"dsnet", "deeplabv3plus"} <= set(models_to_run):
+    per_run = rows.groupby("model")["train min"].mean()
+    ratio = per_run["dsnet"] / per_run["deeplabv3plus"]
+    ratios = (rows[rows.model == "dsnet"]["train min"].to_numpy()
+              / rows[rows.model == "deeplabv3plus"]["train min"].to_numpy())
+    recorder.add("dsnet_overhead/time_ratio", ratios.tolist(), seeds=seeds,
+                 description="DSNet training time / DeepLabv3+ training time")
+    print(f"DSNet trains in {ratio:.2f}x the time of DeepLabv3+")
+slowest = rows.groupby("model")["train img/s"].mean().min()
+budget_images = slowest * 15 * 60
+recorder.note(
+    f"At the slowest model's {slowest:.1f} training images/s, 15 minutes per run buys about "
+    f"{budget_images:,.0f} image presentations (e.g. {num_train} images x "
+    f"{budget_images / num_train:.1f} epochs at {image_size}x{image_size}); a cpu-profile table "
+    "of k configurations x 3 seeds must fit that per run."
+)
+print(recorder.notes[-1])
+recorder.write()
