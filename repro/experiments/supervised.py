@@ -104,3 +104,57 @@ def train_and_evaluate(
         parameters=sum(p.numel() for p in model.parameters()),
         history=history,
     )
+
+
+# GDC Table V rows -> registry names (the notebook's metric keys use the short names).
+PYRAMID_MODULE_MODELS: dict[str, str] = {
+    "none": "mobilenetv2",
+    "aspp": "mobilenetv2_aspp",
+    "saspp": "mobilenetv2_saspp",
+    "gdpp": "mobilenetv2_gdpp",
+}
+
+
+def _scaled_rate(rate: float, scale: float) -> int:
+    # Round half up (Python's round() would send 4.5 to 4) and keep every dilation >= 1.
+    return max(1, int(rate * scale + 0.5))
+
+
+def pyramid_module_configs(
+    rate_scale: float = 1.0, output_stride: int = 16
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """GDC Table V's four context modules as ``{row: (registry name, model config)}``.
+
+    The paper's geometry (Sec. V-B2) is set for a 513-pixel crop at output stride 16, a
+    33 x 33 feature map: ASPP dilations (6, 12, 18) (DeepLabv3; doubled at stride 8), S-ASPP
+    (1, 9, 18), GDPP dilations 1 and 18 around one shared-offset GDC with base 9 and sigma 2.
+    At a smaller feature map those reaches fall off the map, so ``rate_scale`` (feature-map side
+    over 33) multiplies every dilation (rounded half up, at least 1), the GDC base and sigma;
+    ``1.0`` gives the paper's values. The small dilation 1 stays 1.
+    """
+    if not rate_scale > 0:
+        raise ValueError(f"rate_scale must be > 0, got {rate_scale!r}")
+    if output_stride not in (8, 16):
+        raise ValueError(f"output_stride must be 8 or 16, got {output_stride!r}")
+    aspp_rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
+    small, base, sigma, large = 1, 9.0, 2.0, 18
+    scaled_large = _scaled_rate(large, rate_scale)
+    return {
+        "none": (PYRAMID_MODULE_MODELS["none"], {}),
+        "aspp": (
+            PYRAMID_MODULE_MODELS["aspp"],
+            {"rates": tuple(_scaled_rate(r, rate_scale) for r in aspp_rates)},
+        ),
+        "saspp": (
+            PYRAMID_MODULE_MODELS["saspp"],
+            {"rates": (small, _scaled_rate(base, rate_scale), scaled_large)},
+        ),
+        "gdpp": (
+            PYRAMID_MODULE_MODELS["gdpp"],
+            {
+                "gdpp_rates": (small, scaled_large),
+                "gdpp_bases": (base * rate_scale,),
+                "gdpp_sigma": sigma * rate_scale,
+            },
+        ),
+    }

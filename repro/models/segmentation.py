@@ -109,8 +109,12 @@ def build_context(
     gdpp_bases: Sequence[float] = (9.0,),
     gdpp_eval_draws: str = "mean",
     gdpp_num_eval_draws: int = 50,
+    gdpp_rates: Sequence[int] = (1, 18),
 ) -> tuple[nn.Module, int]:
-    """The context module of a DeepLabv3 tail and its output channels."""
+    """The context module of a DeepLabv3 tail and its output channels.
+
+    ``gdpp_rates`` are GDPP's fixed (small, large) dilations (1 and 18 in GDC Sec. V-B2).
+    """
     check_choice("context", context, CONTEXTS)
     if context == "aspp":
         rates = rates or default_aspp_rates(output_stride)
@@ -118,9 +122,13 @@ def build_context(
     if context == "separable_aspp":
         return SeparableASPP(in_channels, channels, rates or (1, 9, 18), image_pooling), channels
     if context == "gdpp":
+        if len(gdpp_rates) != 2:
+            raise ValueError(f"gdpp_rates must be (small, large) dilations, got {gdpp_rates}")
         module = GaussianDynamicPyramidPooling(
             in_channels,
             channels,
+            small_rate=int(gdpp_rates[0]),
+            large_rate=int(gdpp_rates[1]),
             middle_bases=gdpp_bases,
             sigma=gdpp_sigma,
             image_pooling=image_pooling,
@@ -148,6 +156,7 @@ class DeepLabV3(SegmentationModel):
         gdpp_bases: Sequence[float] = (9.0,),
         gdpp_eval_draws: str = "mean",
         gdpp_num_eval_draws: int = 50,
+        gdpp_rates: Sequence[int] = (1, 18),
         width_mult: float = 1.0,
         deep_supervision: bool = False,
     ) -> None:
@@ -174,6 +183,7 @@ class DeepLabV3(SegmentationModel):
             gdpp_bases,
             gdpp_eval_draws,
             gdpp_num_eval_draws,
+            gdpp_rates,
         )
         self.classifier = PixelClassifier(context_channels, channels, num_classes)
 
