@@ -140,6 +140,28 @@ def write_generated(source: Path) -> dict[str, list[str]]:
     return sections
 
 
+def _bench_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The benchmark table as a reader wants it: one line per case and implementation."""
+    view = table.rename(columns={
+        "implementation": "op", "forward_ms": "forward (ms)",
+        "forward_backward_ms": "fwd+bwd (ms)", "peak_memory_mib": "peak memory (MiB)",
+        "fb_time_vs_conv2d": "fwd+bwd × conv2d", "fb_time_vs_repro": "fwd+bwd × repro",
+    })
+    columns = ["case", "op", "forward (ms)", "fwd+bwd (ms)", "peak memory (MiB)",
+               "fwd+bwd × conv2d", "fwd+bwd × repro"]
+    return view[[c for c in columns if c in view.columns]].round(2)
+
+
+def _complexity_view(table: pd.DataFrame) -> pd.DataFrame:
+    view = table.reset_index().rename(columns={
+        "params_M": "params (M)", "context_params_M": "context module params (M)",
+        "gflops": "GFLOPs", "input_size": "input (px)",
+    })
+    columns = ["model", "params (M)", "context module params (M)", "GFLOPs", "input (px)",
+               "description"]
+    return view[[c for c in columns if c in view.columns]].round(3)
+
+
 def extra_pages(generated: Path) -> list[str]:
     """Pages rendered from committed result files other than notebooks (benchmarks, counts)."""
     pages = []
@@ -153,8 +175,13 @@ def extra_pages(generated: Path) -> list[str]:
         for path in bench:
             meta = json.loads(path.read_text())
             machine = meta.get("machine", {})
-            parts.append(f"\n## {path.stem}: {machine if isinstance(machine, str) else json.dumps(machine)}\n")
-            parts.append(markdown_table(bench_table(path)))
+            described = "; ".join(f"{k}: {v}" for k, v in machine.items()) if isinstance(machine, dict) else str(machine)
+            parts.append(f"\n## {path.stem.removeprefix('ops_').upper()}\n")
+            parts.append(f"Machine: {described}. Timing: {meta.get('timing', '?')}; "
+                         f"{meta.get('repeats', '?')} repeats. Memory: {meta.get('memory', '?')}.\n")
+            if meta.get("note"):
+                parts.append(f"```{{note}}\n{meta['note']}\n```\n")
+            parts.append(markdown_table(_bench_view(bench_table(path))))
         if not any("cuda" in p.stem for p in bench):
             parts.append("\nNo GPU figure exists yet: no GPU was available to this project. "
                          "`repro bench ops` reports CUDA timings where a GPU is present.\n")
@@ -166,7 +193,7 @@ def extra_pages(generated: Path) -> list[str]:
 
         text = ["# Parameters and FLOPs of every model\n",
                 "Counted by `repro models complexity` (FLOPs with `torch.utils.flop_counter`).\n",
-                markdown_table(complexity_table(complexity))]
+                markdown_table(_complexity_view(complexity_table(complexity)))]
         (generated / "model_complexity.md").write_text("\n".join(text))
         pages.append("generated/model_complexity")
     return pages
