@@ -46,9 +46,9 @@ weights: str = "none"  # none (random init), a torchvision weights name, or a fi
 output_stride: int = 16  # backbone output stride
 width: int = 128  # channels of ASPP, decoder and DSNet branches
 image_size: int = 128  # offline image side = training crop
-num_train: int = 500  # training images (offline dataset)
+num_train: int = 400  # training images (offline dataset)
 num_val: int = 100  # validation images (offline dataset)
-epochs: int = 6  # training epochs
+epochs: int = 5  # training epochs
 batch_size: int = 8  # images per SGD step
 lr: float = 0.02  # backbone learning rate
 head_lr_mult: float = 1.0  # rest of the network relative to lr (DSNet text: 0.1, pretrained backbone)
