@@ -13,13 +13,19 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_PAPERS = REPO.parent / "shared" / "papers"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """Run ``python -m repro ARGS`` in a subprocess and capture its output."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
     return subprocess.run(
-        [sys.executable, "-m", "repro", *args], capture_output=True, text=True, env=full_env,
-        timeout=timeout, cwd=REPO,
+        [sys.executable, "-m", "repro", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO,
     )
 
 

@@ -15,8 +15,14 @@ from repro.results.store import load_result
 from repro.site.build import build_book
 
 RESOURCE_ATTRIBUTES = {
-    "script": "src", "img": "src", "iframe": "src", "source": "src", "video": "src",
-    "audio": "src", "embed": "src", "link": "href",
+    "script": "src",
+    "img": "src",
+    "iframe": "src",
+    "source": "src",
+    "video": "src",
+    "audio": "src",
+    "embed": "src",
+    "link": "href",
 }
 REMOTE = re.compile(r"^(https?:)?//", re.IGNORECASE)
 

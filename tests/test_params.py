@@ -7,7 +7,7 @@ import pytest
 from repro.notebooks.params import ParameterError, parse_parameters_cell
 from repro.notebooks.spec import discover
 
-CELL = '''
+CELL = """
 profile: str = "smoke"
 output_dir: str = "."
 sigmas: list[float] = [0.1, 0.3]  # two sigmas
@@ -15,7 +15,7 @@ draws: int = 100
 mode: Literal["per_tap", "shared"] = "per_tap"
 flip: bool = False
 name: str = "x"
-'''
+"""
 
 
 @pytest.fixture

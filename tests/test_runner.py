@@ -39,8 +39,18 @@ def test_unknown_notebook_exits_2(cli, tmp_path):
 
 @pytest.mark.slow
 def test_smoke_run_through_papermill(cli, tmp_path):
-    done = cli("run", NAME, "--profile", "smoke", "--out", str(tmp_path), "-p", "draws", "12",
-               "--no-progress")
+    done = cli(
+        "run",
+        NAME,
+        "--profile",
+        "smoke",
+        "--out",
+        str(tmp_path),
+        "-p",
+        "draws",
+        "12",
+        "--no-progress",
+    )
     assert done.returncode == 0, done.stderr
     folder = tmp_path / NAME / "smoke"
     record = json.loads((folder / "metrics.json").read_text())
@@ -50,8 +60,18 @@ def test_smoke_run_through_papermill(cli, tmp_path):
     small, large = record["metrics"]["radius/sigma_small"], record["metrics"]["radius/sigma_large"]
     assert large["mean"] > small["mean"] > 0
     prov = record["provenance"]
-    for key in ("package_version", "git", "notebook_sha256", "package_sha256", "torch_version",
-                "device", "cpu_count", "wall_time_s", "date", "seeds"):
+    for key in (
+        "package_version",
+        "git",
+        "notebook_sha256",
+        "package_sha256",
+        "torch_version",
+        "device",
+        "cpu_count",
+        "wall_time_s",
+        "date",
+        "seeds",
+    ):
         assert key in prov, key
     assert prov["notebook_sha256"] == get_notebook(NAME).source_hash()
     assert (folder / "figures" / "fig10_sampling_positions.png").stat().st_size > 10_000
@@ -94,8 +114,9 @@ def test_run_without_metrics_is_a_failure(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "failed_runs_dir", lambda: tmp_path / "failed")
     import papermill
 
-    monkeypatch.setattr(papermill, "execute_notebook",
-                        lambda nb, out, **kw: Path(out).write_text("{}"))
+    monkeypatch.setattr(
+        papermill, "execute_notebook", lambda nb, out, **kw: Path(out).write_text("{}")
+    )
     with pytest.raises(runner.RunFailed, match="without writing metrics.json"):
         runner.run_notebook(NAME, {}, "smoke", tmp_path / "results", progress=False)
     assert (previous / "metrics.json").exists()

@@ -20,7 +20,9 @@ def _is_remote_or_thebe(script: Any) -> bool:
     return filename.startswith(REMOTE) or any(host in body for host in REMOTE[:2])
 
 
-def _drop_remote_scripts(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+def _drop_remote_scripts(
+    app: Any, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
     scripts = context.get("script_files")
     if scripts:
         context["script_files"] = [s for s in scripts if not _is_remote_or_thebe(s)]

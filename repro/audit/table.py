@@ -16,7 +16,9 @@ def _reported_text(claim: Claim, reported: pd.DataFrame) -> tuple[str, str]:
     parts, settings = [], []
     for number_id in claim.reported:
         row = reported.loc[number_id]
-        value = "missing" if str(row["missing"]).lower() == "true" else f"{row['value']}{_unit(row)}"
+        value = (
+            "missing" if str(row["missing"]).lower() == "true" else f"{row['value']}{_unit(row)}"
+        )
         parts.append(f"{row['row']} ({row['column']}): {value}")
         settings.append(f"{row['dataset']} {row['split']}, {row['setting']}")
     return "; ".join(parts) or "(no number: from the text)", "; ".join(dict.fromkeys(settings))

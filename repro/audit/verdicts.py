@@ -52,7 +52,9 @@ def spread(a: Metric, b: Metric) -> float:
 def _judge_greater(a: Metric, bs: dict[str, Metric], higher_is_better: bool) -> tuple[str, str]:
     sign = 1.0 if higher_is_better else -1.0
     margins = {key: (sign * (a.mean - b.mean), spread(a, b), b) for key, b in bs.items()}
-    losses = [k for k, (diff, s, _) in margins.items() if -diff > s and a.n > 1 and margins[k][2].n > 1]
+    losses = [
+        k for k, (diff, s, _) in margins.items() if -diff > s and a.n > 1 and margins[k][2].n > 1
+    ]
     if losses:
         key = losses[0]
         diff, s, _ = margins[key]
@@ -65,14 +67,20 @@ def _judge_greater(a: Metric, bs: dict[str, Metric], higher_is_better: bool) -> 
         diff, s, _ = margins[key]
         return INCONCLUSIVE, f"against {key}: difference {diff:.3g} within spread {s:.3g}"
     smallest = min(diff - s for diff, s, _ in margins.values())
-    return SUPPORTED, f"a beats every b beyond the spread (smallest margin over the spread {smallest:.3g})"
+    return (
+        SUPPORTED,
+        f"a beats every b beyond the spread (smallest margin over the spread {smallest:.3g})",
+    )
 
 
 def _judge_close(a: Metric, bs: dict[str, Metric], tolerance: float) -> tuple[str, str]:
     for key, b in bs.items():
         s = spread(a, b) + tolerance
         if abs(a.mean - b.mean) > s:
-            return CONTRADICTED, f"|a − {key}| = {abs(a.mean - b.mean):.3g} > spread + tolerance {s:.3g}"
+            return (
+                CONTRADICTED,
+                f"|a − {key}| = {abs(a.mean - b.mean):.3g} > spread + tolerance {s:.3g}",
+            )
     return SUPPORTED, "a and every b agree within the spread plus the tolerance"
 
 
@@ -88,7 +96,10 @@ def judge(claim: Claim, profile: str = "cpu", results_root: Path | None = None) 
     absent = [k for k in keys if k not in result.metrics]
     if absent:
         return Verdict(
-            claim, NOT_RUN, f"the {profile} result lacks {', '.join(absent)}", result,
+            claim,
+            NOT_RUN,
+            f"the {profile} result lacks {', '.join(absent)}",
+            result,
             stale=result.stale_reasons(),
         )
     a = result.metrics[test.a]

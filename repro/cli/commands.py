@@ -35,9 +35,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  profiles: {', '.join(spec.profiles)}")
         print("  parameters:")
         for param in spec.parameters.values():
-            overrides = {
-                p: v[param.name] for p, v in spec.profiles.items() if param.name in v
-            }
+            overrides = {p: v[param.name] for p, v in spec.profiles.items() if param.name in v}
             extra = f"  (profiles: {overrides})" if overrides else ""
             print(f"    {param.name}: {param.type_label} = {param.default!r}{extra}")
             if param.help:
@@ -83,12 +81,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print("no claims registered")
         return EXIT_OK
     for _, row in frame.iterrows():
-        print(f"[{row['verdict'].upper()}] {row['paper']} {row['claim']}" + (
-            f"  (STALE: {row['stale']})" if row["stale"] else ""))
+        print(
+            f"[{row['verdict'].upper()}] {row['paper']} {row['claim']}"
+            + (f"  (STALE: {row['stale']})" if row["stale"] else "")
+        )
         for label in ("statement", "reported", "reproduced", "our setting", "why", "to run"):
             if row[label]:
-                print(textwrap.fill(str(row[label]), 100, initial_indent=f"  {label}: ",
-                                    subsequent_indent=" " * 6))
+                print(
+                    textwrap.fill(
+                        str(row[label]),
+                        100,
+                        initial_indent=f"  {label}: ",
+                        subsequent_indent=" " * 6,
+                    )
+                )
         print()
     counts = frame["verdict"].value_counts().to_dict()
     print("verdicts: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
@@ -119,8 +125,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"torchvision {torchvision.__version__}")
     except ImportError as error:
         print(f"torchvision: not importable ({error})")
-    print(f"CUDA available: {torch.cuda.is_available()}"
-          + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
+    print(
+        f"CUDA available: {torch.cuda.is_available()}"
+        + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "")
+    )
     try:
         from repro.ops import backend
 

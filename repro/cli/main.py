@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="every notebook, what it regenerates, its parameters and profiles")
+    p = sub.add_parser(
+        "list", help="every notebook, what it regenerates, its parameters and profiles"
+    )
     p.add_argument("name", nargs="?", help="show only this notebook")
     p.add_argument("--names", action="store_true", help="print only the names, one per line")
     p.set_defaults(func=commands.cmd_list)
@@ -29,11 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a notebook through papermill and store its results")
     p.add_argument("name", help="notebook name (see `repro list`)")
     p.add_argument(
-        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
         help="override a parameter (repeatable); lists as 0.1,0.2 or JSON",
     )
     p.add_argument("--profile", default="smoke", help="smoke | cpu | full (default: smoke)")
-    p.add_argument("--out", default=None, help="results root instead of results/ (writes OUT/NAME/PROFILE)")
+    p.add_argument(
+        "--out", default=None, help="results root instead of results/ (writes OUT/NAME/PROFILE)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=commands.cmd_run)
 

@@ -29,7 +29,9 @@ class DataSpec:
 
     ``dataset="offline"`` generates the offline dataset from ``offline`` parameters
     (:func:`repro.data.offline.build_offline_dataset`); any other name reads a real dataset
-    from its standard layout (and fails clearly when it is absent).
+    from its standard layout (and fails clearly when it is absent). ``train_labels`` picks the
+    training labels (GDC Tables II-III): ``"full"``, ``"scribbles"`` or ``"pseudo"`` (then
+    ``pseudo_labels`` is a :class:`repro.experiments.pseudo_labels.PseudoLabelSet`).
     """
 
     dataset: str = "offline"
@@ -40,14 +42,27 @@ class DataSpec:
     val_split: str = "val"
     root: str | None = None
     offline: dict[str, Any] = field(default_factory=dict)
+    train_labels: str = "full"
+    pseudo_labels: Any = None
 
     def build(self, seed: int) -> tuple[Any, Any]:
         extra = dict(self.offline) if self.dataset == "offline" else {}
         train_set = build_dataset(
-            self.dataset, self.train_split, self.root,
-            build_train_transform(self.crop_size, self.scale_range, self.flip), seed=seed, **extra,
+            self.dataset,
+            self.train_split,
+            self.root,
+            build_train_transform(self.crop_size, self.scale_range, self.flip),
+            seed=seed,
+            **extra,
         )
-        val_set = build_dataset(self.dataset, self.val_split, self.root, build_eval_transform(), **extra)
+        val_set = build_dataset(
+            self.dataset, self.val_split, self.root, build_eval_transform(), **extra
+        )
+        if self.train_labels != "full":
+            # Imported here: it needs repro.singleimage, which plain supervised runs do not.
+            from repro.experiments.pseudo_labels import relabel
+
+            train_set = relabel(train_set, self.train_labels, self.pseudo_labels)
         return train_set, val_set
 
 
@@ -87,8 +102,12 @@ def train_and_evaluate(
     result = train(model, train_set, None, train_config, run_dir=run_dir, progress=progress)
     train_seconds = time.perf_counter() - started
     metrics = evaluate(
-        model, val_set, train_set.num_classes, flip=train_config.eval_flip,
-        scales=train_config.eval_scales, progress=progress,
+        model,
+        val_set,
+        train_set.num_classes,
+        flip=train_config.eval_flip,
+        scales=train_config.eval_scales,
+        progress=progress,
         boundary_tolerance_px=train_config.boundary_tolerance_px,
     )
     history = [asdict(record) for record in result.history]

@@ -94,6 +94,8 @@ def run_notebook(
 
     spec = spec or get_notebook(name)
     parameters = spec.resolve(profile, overrides)  # validation first: nothing written on error
+    notebook = spec.read()
+    notebook_hash = spec.source_hash()  # of the source that runs, even if edited meanwhile
     final = result_dir(spec.name, profile, out_root)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.with_name(f".{profile}.staging-{os.getpid()}")
@@ -107,7 +109,7 @@ def run_notebook(
     started = time.perf_counter()
     try:
         papermill.execute_notebook(
-            spec.read(),
+            notebook,
             str(staging / f"{spec.name}.ipynb"),
             parameters={**parameters, "profile": profile, "output_dir": "."},
             cwd=str(staging),
@@ -123,7 +125,7 @@ def run_notebook(
         record["profile"] = profile
         record["parameters"] = parameters
         record["provenance"] = provenance.collect(
-            spec.source_hash(), time.perf_counter() - started, _seeds(parameters)
+            notebook_hash, time.perf_counter() - started, _seeds(parameters)
         )
         metrics_path.write_text(json.dumps(record, indent=2) + "\n")
     except (Exception, KeyboardInterrupt) as error:

@@ -57,7 +57,9 @@ class NotebookSpec:
     def source_hash(self) -> str:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
 
-    def resolve(self, profile: str, overrides: dict[str, str | Any] | None = None) -> dict[str, Any]:
+    def resolve(
+        self, profile: str, overrides: dict[str, str | Any] | None = None
+    ) -> dict[str, Any]:
         """Parameters for a run: cell defaults, then the profile's, then the overrides.
 
         Raises :class:`ParameterError` for an unknown profile, an unknown parameter, or a
@@ -119,7 +121,11 @@ def load_spec(path: Path) -> NotebookSpec:
         parameters=declared,
         profiles=profiles,
         description=str(meta.get("description", "")),
-        extra={k: v for k, v in meta.items() if k not in {"title", "paper", "regenerates", "profiles", "description"}},
+        extra={
+            k: v
+            for k, v in meta.items()
+            if k not in {"title", "paper", "regenerates", "profiles", "description"}
+        },
     )
     for profile in profiles:  # a profile naming an undeclared parameter is a bug of the notebook
         spec.resolve(profile)
@@ -135,5 +141,7 @@ def discover(folder: Path | None = None) -> dict[str, NotebookSpec]:
 def get_notebook(name: str, folder: Path | None = None) -> NotebookSpec:
     specs = discover(folder)
     if name not in specs:
-        raise ParameterError(f"unknown notebook {name!r}; available: {', '.join(specs) or '(none)'}")
+        raise ParameterError(
+            f"unknown notebook {name!r}; available: {', '.join(specs) or '(none)'}"
+        )
     return specs[name]

@@ -112,7 +112,9 @@ def _ops_backend() -> str:
     return backend()
 
 
-def collect(notebook_hash: str, wall_time_s: float, seeds: list[int] | None = None) -> dict[str, Any]:
+def collect(
+    notebook_hash: str, wall_time_s: float, seeds: list[int] | None = None
+) -> dict[str, Any]:
     """Everything that identifies how and where a result was produced."""
     import torch
 

@@ -49,7 +49,9 @@ class RunResult:
             reasons.append("notebook changed")
         changed = changed_sources(self.sources)
         if changed:
-            shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+            shown = ", ".join(changed[:3]) + (
+                f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            )
             reasons.append(f"package source changed ({shown})")
         return reasons
 

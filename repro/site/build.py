@@ -51,7 +51,10 @@ def toc(sections: dict[str, list[str]]) -> dict:
                 "caption": "The papers",
                 "chapters": [chapter(p, sections.get(p, [])) for p in ("gdc", "dsnet", "ddsm")],
             },
-            {"caption": "The project", "chapters": [chapter("project", sections.get("project", []))]},
+            {
+                "caption": "The project",
+                "chapters": [chapter("project", sections.get("project", []))],
+            },
         ],
     }
 
@@ -78,8 +81,14 @@ def build_book(out: Path | None = None) -> Path:
     build.mkdir(parents=True, exist_ok=True)
     source = prepare_source(build)
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build",
-               str(source), "--path-output", str(build), "--keep-going"]
+    command = [
+        str(jupyter_book) if jupyter_book.exists() else "jupyter-book",
+        "build",
+        str(source),
+        "--path-output",
+        str(build),
+        "--keep-going",
+    ]
     log.info("running %s", " ".join(command))
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:

@@ -23,8 +23,12 @@ class Item:
 
 CATALOGUE: dict[str, list[Item]] = {
     "gdc": [
-        Item("Table I", "single-image segmentation: normal, dilated, deformable and GDC convolutions"),
-        Item("Table II", "pseudo labels on PASCAL VOC 2012 against other weakly supervised methods"),
+        Item(
+            "Table I", "single-image segmentation: normal, dilated, deformable and GDC convolutions"
+        ),
+        Item(
+            "Table II", "pseudo labels on PASCAL VOC 2012 against other weakly supervised methods"
+        ),
         Item("Table III", "pseudo labels on PASCAL Context"),
         Item("Table IV", "the σ ablation of GDC"),
         Item("Table V", "MobileNetV2 with no context module, ASPP, S-ASPP and GDPP"),
@@ -42,6 +46,9 @@ CATALOGUE: dict[str, list[Item]] = {
         Item("text", "sampler ablation (non-local 76.6) and DCNv2 / Dynamic Filter on ASPP"),
     ],
     "ddsm": [
-        Item("text", "claims of the abstract: boundaries, effectiveness and efficiency (no table available)"),
+        Item(
+            "text",
+            "claims of the abstract: boundaries, effectiveness and efficiency (no table available)",
+        ),
     ],
 }

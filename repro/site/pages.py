@@ -25,6 +25,7 @@ BOOK_PROFILE = "cpu"
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """A pipe table whose cells cannot break the table (pipes and newlines escaped)."""
+
     def cell(value: object) -> str:
         text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
         return text.replace("|", "\\|").replace("\n", " ")
@@ -41,8 +42,17 @@ def audit_page(frame: pd.DataFrame) -> str:
         {"verdict": list(VERDICTS), "claims": [int(counts.get(v, 0)) for v in VERDICTS]}
     )
     parts = ["## Summary\n", markdown_table(summary)]
-    columns = ["claim", "statement", "reported", "paper setting", "reproduced", "our setting",
-               "verdict", "stale", "to run"]
+    columns = [
+        "claim",
+        "statement",
+        "reported",
+        "paper setting",
+        "reproduced",
+        "our setting",
+        "verdict",
+        "stale",
+        "to run",
+    ]
     for paper, title in PAPERS.items():
         rows = frame[frame["paper"] == paper.upper()] if not frame.empty else frame
         parts.append(f"\n## {title}\n")
@@ -61,8 +71,14 @@ def chapter_status(paper: str, specs: dict[str, NotebookSpec], frame: pd.DataFra
     for item in CATALOGUE[paper]:
         notebooks = [s for s in specs.values() if s.paper == paper and item.label in s.regenerates]
         if not notebooks:
-            rows.append({"item": item.label, "what": item.what, "notebook": "",
-                         "status": "not reproduced yet"})
+            rows.append(
+                {
+                    "item": item.label,
+                    "what": item.what,
+                    "notebook": "",
+                    "status": "not reproduced yet",
+                }
+            )
             continue
         for spec in notebooks:
             result = load_result(spec.name, BOOK_PROFILE)
@@ -96,11 +112,16 @@ def provenance_cell(result: RunResult) -> str:
         f"Produced {prov.get('date', '?')} in {prov.get('wall_time_s', '?')} s on "
         f"{prov.get('device', '?')} ({prov.get('cpu_count', '?')} CPUs), torch "
         f"{prov.get('torch_version', '?')}, sampling ops: {prov.get('ops_backend', '?')}; "
-        f"commit `{(git.get('commit') or '?')[:10]}`" + (" (uncommitted changes)" if git.get("dirty") else "") + ".",
+        f"commit `{(git.get('commit') or '?')[:10]}`"
+        + (" (uncommitted changes)" if git.get("dirty") else "")
+        + ".",
         "",
-        ("**Stale**: " + ", ".join(stale) + " since this result was produced; re-run it with "
-         f"`repro run {result.notebook} --profile {result.profile}`.") if stale else
-        f"Re-run: `repro run {result.notebook} --profile {result.profile} [-p KEY VALUE ...]`.",
+        (
+            "**Stale**: " + ", ".join(stale) + " since this result was produced; re-run it with "
+            f"`repro run {result.notebook} --profile {result.profile}`."
+        )
+        if stale
+        else f"Re-run: `repro run {result.notebook} --profile {result.profile} [-p KEY VALUE ...]`.",
         "```",
     ]
     return "\n".join(lines)
@@ -142,23 +163,45 @@ def write_generated(source: Path) -> dict[str, list[str]]:
 
 def _bench_view(table: pd.DataFrame) -> pd.DataFrame:
     """The benchmark table as a reader wants it: one line per case and implementation."""
-    view = table.rename(columns={
-        "implementation": "op", "forward_ms": "forward (ms)",
-        "forward_backward_ms": "fwd+bwd (ms)", "peak_memory_mib": "peak memory (MiB)",
-        "fb_time_vs_conv2d": "fwd+bwd × conv2d", "fb_time_vs_repro": "fwd+bwd × repro",
-    })
-    columns = ["case", "op", "forward (ms)", "fwd+bwd (ms)", "peak memory (MiB)",
-               "fwd+bwd × conv2d", "fwd+bwd × repro"]
+    view = table.rename(
+        columns={
+            "implementation": "op",
+            "forward_ms": "forward (ms)",
+            "forward_backward_ms": "fwd+bwd (ms)",
+            "peak_memory_mib": "peak memory (MiB)",
+            "fb_time_vs_conv2d": "fwd+bwd × conv2d",
+            "fb_time_vs_repro": "fwd+bwd × repro",
+        }
+    )
+    columns = [
+        "case",
+        "op",
+        "forward (ms)",
+        "fwd+bwd (ms)",
+        "peak memory (MiB)",
+        "fwd+bwd × conv2d",
+        "fwd+bwd × repro",
+    ]
     return view[[c for c in columns if c in view.columns]].round(2)
 
 
 def _complexity_view(table: pd.DataFrame) -> pd.DataFrame:
-    view = table.reset_index().rename(columns={
-        "params_M": "params (M)", "context_params_M": "context module params (M)",
-        "gflops": "GFLOPs", "input_size": "input (px)",
-    })
-    columns = ["model", "params (M)", "context module params (M)", "GFLOPs", "input (px)",
-               "description"]
+    view = table.reset_index().rename(
+        columns={
+            "params_M": "params (M)",
+            "context_params_M": "context module params (M)",
+            "gflops": "GFLOPs",
+            "input_size": "input (px)",
+        }
+    )
+    columns = [
+        "model",
+        "params (M)",
+        "context module params (M)",
+        "GFLOPs",
+        "input (px)",
+        "description",
+    ]
     return view[[c for c in columns if c in view.columns]].round(3)
 
 
@@ -169,32 +212,43 @@ def extra_pages(generated: Path) -> list[str]:
     if bench:
         from repro.ops.bench import bench_table
 
-        parts = ["# Speed of the sampling ops\n",
-                 "Measured by `repro bench ops`; ratios are taken inside one run. "
-                 "Times are medians of repeats.\n"]
+        parts = [
+            "# Speed of the sampling ops\n",
+            "Measured by `repro bench ops`; ratios are taken inside one run. "
+            "Times are medians of repeats.\n",
+        ]
         for path in bench:
             meta = json.loads(path.read_text())
             machine = meta.get("machine", {})
-            described = "; ".join(f"{k}: {v}" for k, v in machine.items()) if isinstance(machine, dict) else str(machine)
+            described = (
+                "; ".join(f"{k}: {v}" for k, v in machine.items())
+                if isinstance(machine, dict)
+                else str(machine)
+            )
             parts.append(f"\n## {path.stem.removeprefix('ops_').upper()}\n")
-            parts.append(f"Machine: {described}. Timing: {meta.get('timing', '?')}; "
-                         f"{meta.get('repeats', '?')} repeats. Memory: {meta.get('memory', '?')}.\n")
+            parts.append(
+                f"Machine: {described}. Timing: {meta.get('timing', '?')}; "
+                f"{meta.get('repeats', '?')} repeats. Memory: {meta.get('memory', '?')}.\n"
+            )
             if meta.get("note"):
                 parts.append(f"```{{note}}\n{meta['note']}\n```\n")
             parts.append(markdown_table(_bench_view(bench_table(path))))
         if not any("cuda" in p.stem for p in bench):
-            parts.append("\nNo GPU figure exists yet: no GPU was available to this project. "
-                         "`repro bench ops` reports CUDA timings where a GPU is present.\n")
+            parts.append(
+                "\nNo GPU figure exists yet: no GPU was available to this project. "
+                "`repro bench ops` reports CUDA timings where a GPU is present.\n"
+            )
         (generated / "ops_speed.md").write_text("\n".join(parts))
         pages.append("generated/ops_speed")
     complexity = results_dir() / "model_complexity" / "cpu.json"
     if complexity.exists():
         from repro.models.complexity import complexity_table
 
-        text = ["# Parameters and FLOPs of every model\n",
-                "Counted by `repro models complexity` (FLOPs with `torch.utils.flop_counter`).\n",
-                markdown_table(_complexity_view(complexity_table(complexity)))]
+        text = [
+            "# Parameters and FLOPs of every model\n",
+            "Counted by `repro models complexity` (FLOPs with `torch.utils.flop_counter`).\n",
+            markdown_table(_complexity_view(complexity_table(complexity))),
+        ]
         (generated / "model_complexity.md").write_text("\n".join(text))
         pages.append("generated/model_complexity")
     return pages
-

@@ -31,7 +31,9 @@ def plot_sampling_positions(
     ax.grid(alpha=0.3)
 
 
-def plot_half_gaussian_histogram(ax: Axes, magnitudes: np.ndarray, sigma: float, label: str) -> None:
+def plot_half_gaussian_histogram(
+    ax: Axes, magnitudes: np.ndarray, sigma: float, label: str
+) -> None:
     """Histogram of drawn magnitudes against the half-Gaussian density (GDC Eq. 3)."""
     ax.hist(magnitudes, bins=40, density=True, alpha=0.5, label=f"{label}: drawn")
     grid = np.linspace(0.0, max(float(magnitudes.max()), 4 * sigma), 200)
