@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from repro.cli import commands
+from repro.cli import commands, segment
 
 EXIT_USAGE = 2
 
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["list", "complexity"], nargs="?", default="list")
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the command")
     p.set_defaults(func=commands.cmd_models)
+    segment.add_parser(sub)
     return parser
 
 

@@ -142,13 +142,15 @@ def uniform_tap_displacements(
 def truncate_to_map(displacements: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Integer sampling as in the authors' GDC code: clamp the read position to the map, floor it.
 
-    ``displacements`` is ``[H, W, P, 2]`` (one per output position); returns displacements
-    whose target positions ``p0 + displacement`` are integer pixels inside the map, so
-    bilinear sampling reads them exactly and gives no gradient to the position.
+    ``displacements`` is ``[..., H, W, P, 2]`` (one per output position, optionally one set
+    per batch element); returns displacements whose target positions ``p0 + displacement``
+    are integer pixels inside the map, so bilinear sampling reads them exactly and gives no
+    gradient to the position.
     """
-    if displacements.ndim != 4 or displacements.shape[:2] != (height, width):
+    if displacements.ndim < 4 or tuple(displacements.shape[-4:-2]) != (height, width):
         raise ValueError(
-            f"displacements must be [{height}, {width}, P, 2], got {tuple(displacements.shape)}"
+            f"displacements must be [..., {height}, {width}, P, 2], got "
+            f"{tuple(displacements.shape)}"
         )
     ys = torch.arange(height, dtype=displacements.dtype, device=displacements.device)
     xs = torch.arange(width, dtype=displacements.dtype, device=displacements.device)

@@ -14,7 +14,10 @@ Choices the paper leaves open, each a parameter of :class:`GaussianDynamicConv`:
 * ``mode``: ``"per_tap"`` (Eq. 3 and the authors' code: independent y and x magnitudes for
   every tap) or ``"shared"`` (Eq. 4, GDPP: one magnitude per position added to ``base``).
 * Draws are made per output position and shared across the batch and channels (as in
-  the authors' code), anew on every training forward pass.
+  the authors' code), anew on every training forward pass. ``batch_draws="independent"``
+  gives every batch element its own draw instead: a batch of ``T`` copies of one input is
+  then ``T`` stochastic passes in one call (the single-image procedure averages its ``T``
+  test-time predictions this way, GDC Sec. V-A).
 * ``eval_draws``: at evaluation, ``"mean"`` averages the layer's output over
   ``num_eval_draws`` draws (the paper averages 50 at test time; averaging here, at the
   layer, is this project's placement: the layer is linear in the sampled features, so
@@ -55,6 +58,7 @@ from repro.ops import dynamic_sampling_conv2d
 OFFSET_UNITS = ("shortest_side", "pixels")
 EVAL_DRAWS = ("mean", "fixed", "random")
 SAMPLINGS = ("bilinear", "truncate")
+BATCH_DRAWS = ("shared", "independent")
 DISTRIBUTIONS = ("half_gaussian", "uniform")
 
 
@@ -78,6 +82,9 @@ class GaussianDynamicConv(nn.Module):
         depthwise: depthwise kernel (``groups = in_channels``, requires
             ``out_channels == in_channels``), for GDPP's separable mode.
         bias: learn a bias.
+        batch_draws: ``"shared"`` (one draw for the whole batch, the authors' code) or
+            ``"independent"`` (one draw per batch element) for the re-drawn passes
+            (training, ``eval_draws="random"``).
     """
 
     def __init__(
@@ -97,6 +104,7 @@ class GaussianDynamicConv(nn.Module):
         uniform_high: float | None = None,
         depthwise: bool = False,
         bias: bool = True,
+        batch_draws: str = "shared",
     ) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
@@ -116,6 +124,7 @@ class GaussianDynamicConv(nn.Module):
         self.sampling = check_choice("sampling", sampling, SAMPLINGS)
         self.eval_draws = check_choice("eval_draws", eval_draws, EVAL_DRAWS)
         self.distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
+        self.batch_draws = check_choice("batch_draws", batch_draws, BATCH_DRAWS)
         if uniform_high is not None and uniform_high < 0:
             raise ValueError(f"uniform_high must be >= 0, got {uniform_high}")
         self.in_channels = in_channels
@@ -135,16 +144,22 @@ class GaussianDynamicConv(nn.Module):
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
 
     def draw_displacements(
-        self, height: int, width: int, generator: torch.Generator | None = None
+        self,
+        height: int,
+        width: int,
+        generator: torch.Generator | None = None,
+        batch: int | None = None,
     ) -> torch.Tensor:
-        """One draw of tap displacements ``[H, W, k*k, 2]`` in pixels (centre tap 0)."""
+        """One draw of tap displacements ``[H, W, k*k, 2]`` in pixels (centre tap 0);
+        ``[batch, H, W, k*k, 2]`` (one independent draw per element) when ``batch`` is given."""
         unit = float(min(height, width)) if self.offset_unit == "shortest_side" else 1.0
+        leading = (height, width) if batch is None else (batch, height, width)
         common = dict(
             kernel_size=self.kernel_size,
             scale=unit,
             mode=self.mode,
             base=self.base * unit,
-            batch_shape=(height, width),
+            batch_shape=leading,
             generator=generator,
             dtype=self.weight.dtype,
             device=self.weight.device,
@@ -158,9 +173,13 @@ class GaussianDynamicConv(nn.Module):
         return disp
 
     def convolve(self, x: torch.Tensor, displacements: torch.Tensor) -> torch.Tensor:
-        """Dynamic sampling convolution of ``x`` with taps at ``displacements`` ``[H, W, k*k, 2]``."""
+        """Dynamic sampling convolution of ``x`` with taps at ``displacements``: ``[H, W, k*k, 2]``
+        shared by the batch, or ``[B, H, W, k*k, 2]`` one per batch element."""
         offsets = displacements_to_deform_offsets(displacements, self.kernel_size)
-        offsets = offsets.permute(2, 0, 1).unsqueeze(0).expand(x.shape[0], -1, -1, -1)
+        if offsets.ndim == 3:
+            offsets = offsets.permute(2, 0, 1).unsqueeze(0).expand(x.shape[0], -1, -1, -1)
+        else:
+            offsets = offsets.permute(0, 3, 1, 2)
         return dynamic_sampling_conv2d(
             x, offsets.contiguous(), self.weight, self.bias, padding=self.kernel_size // 2
         )
@@ -170,7 +189,8 @@ class GaussianDynamicConv(nn.Module):
             raise ValueError(f"input must be [B, {self.in_channels}, H, W], got {tuple(x.shape)}")
         height, width = x.shape[-2:]
         if self.training or self.eval_draws == "random":
-            return self.convolve(x, self.draw_displacements(height, width))
+            batch = x.shape[0] if self.batch_draws == "independent" else None
+            return self.convolve(x, self.draw_displacements(height, width, batch=batch))
         generator = torch.Generator(device=x.device).manual_seed(self.eval_seed)
         if self.eval_draws == "fixed":
             return self.convolve(x, self.draw_displacements(height, width, generator))
@@ -185,7 +205,7 @@ class GaussianDynamicConv(nn.Module):
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"sigma={self.sigma}, unit={self.offset_unit}, mode={self.mode}, base={self.base}, "
             f"distribution={self.distribution}, sampling={self.sampling}, "
-            f"eval_draws={self.eval_draws}"
+            f"eval_draws={self.eval_draws}, batch_draws={self.batch_draws}"
         )
 
 

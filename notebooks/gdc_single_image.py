@@ -1,0 +1,287 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   repro:
+#     title: "GDC Tables I, IV, VII: single-image segmentation from scribbles"
+#     paper: gdc
+#     regenerates: [Table I, Table IV, Table VII]
+#     description: >-
+#       GDC's per-image procedure (fresh lightweight network, frozen MobileNetV2 features, 50
+#       steps on SLIC-expanded scribbles, 50 averaged draws) with a normal, dilated (6/16/24),
+#       deformable, GDC and uniform-random layer; a sigma sweep; and the two sampling choices on
+#       which the paper and the authors' code disagree.
+#     profiles:
+#       smoke: {num_images: 2, steps: 3, num_draws: 2, seeds: [0], sigmas: [0.1, 0.2, 0.3], sgd_check_steps: 3}
+#       cpu: {}
+#       full: {dataset: voc, num_images: 1449, channels: 64, optimizer: sgd, weights: ImageNet, num_threads: 8}
+# ---
+
+# %% [markdown]
+# # GDC Tables I, IV and VII: single-image segmentation from scribbles
+#
+# **Scope.** GDC (Sun et al., TCSVT 2021, Sections IV-A and V-A) segments one image at a time:
+# a fresh lightweight network (frozen first layers of MobileNetV2, a fusing convolution, a
+# normal 3×3 branch beside the *layer under test*, a small classifier) is optimised for 50 SGD
+# steps (learning rate 0.01) on the image's scribbles, expanded to SLIC superpixels, with a
+# class-weighted cross-entropy (Eq. 5–6); the prediction averages 50 stochastic passes. Table I
+# compares the layer under test (normal, dilated 6/16/24, deformable, GDC with σ = 0.2),
+# Table IV sweeps σ and Table VII replaces the half-Gaussian offsets with uniform ones.
+#
+# **Setting here.** The offline procedural dataset's validation images (shapes on real
+# textures, up to 9 classes, scribbles synthesised from the labels), not Pascal VOC/Context; the
+# MobileNetV2 extractor has **random weights** (no download is possible). Each configuration
+# runs with several seeds (the seed sets the network's initialisation and every offset draw);
+# mIoU and pixel accuracy come from one confusion matrix accumulated over the image set. The
+# procedure is `repro.singleimage.segment_image`, the same function `repro segment` runs.
+#
+# **One deviation, measured below.** With random features, plain SGD at learning rate 0.01 does
+# not move the loss in 50 steps (the check cell shows the loss curve), so every layer would
+# score the same untrained network. The `cpu` profile therefore uses Adam at the paper's
+# learning rate 0.01, steps 50 and 50 draws; the `full` profile uses SGD with pretrained
+# weights, as the paper does.
+
+# %%
+from typing import Literal  # noqa: F401  (parameter annotations)
+
+# %% tags=["parameters"]
+profile: str = "cpu"  # set by `repro run`
+output_dir: str = "."  # set by `repro run`
+dataset: Literal["offline", "voc", "context"] = "offline"  # offline, or a real dataset (full)
+num_images: int = 8  # validation images segmented per configuration and seed
+image_size: int = 128  # offline image side
+num_classes: int = 9  # offline classes (background + shapes)
+steps: int = 50  # optimisation steps per image (paper: 50)
+lr: float = 0.01  # learning rate (paper: 0.01)
+optimizer: Literal["sgd", "adam"] = "adam"  # paper: sgd; adam here, see the check cell
+momentum: float = 0.9  # SGD momentum (not in the paper)
+num_draws: int = 50  # averaged test-time passes of GDC / uniform (paper: 50)
+channels: int = 32  # width of the trainable part (the paper does not give it)
+sigmas: list[float] = [0.05, 0.1, 0.2, 0.3, 0.5]  # Table IV sweep (paper: 0.1, 0.2, 0.3)
+dilations: list[int] = [6, 16, 24]  # Table I's dilation rates
+weights: str = "none"  # MobileNetV2 weights: none (random), a torchvision name, or a file
+sgd_check_steps: int = 50  # steps of the SGD-vs-Adam loss check (0 = skip)
+seeds: list[int] = [0, 1, 2]  # one pass over the images per seed
+num_threads: int = 1  # torch CPU threads (1 was faster than 2 on the shared 2-core machine)
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from repro.audit.reported import load_reported
+from repro.data import build_dataset
+from repro.data.transforms import denormalize
+from repro.results import Recorder
+from repro.singleimage import SingleImageConfig, evaluate_on_images, segment_image
+from repro.viz.bars import plot_mean_std_bars
+
+torch.set_num_threads(num_threads)
+if 0.2 not in sigmas:
+    raise ValueError(f"sigmas must contain 0.2 (Table I's GDC), got {sigmas}")
+if dataset == "offline":
+    data = build_dataset("offline", "val", with_scribbles=True, num_classes=num_classes,
+                         image_size=image_size)
+else:
+    data = build_dataset(dataset, "val", with_scribbles=True)  # fails clearly without the data
+indices = list(range(min(num_images, len(data))))
+base = SingleImageConfig(steps=steps, lr=lr, optimizer=optimizer, momentum=momentum,
+                         num_draws=num_draws, channels=channels,
+                         weights=None if weights == "none" else weights)
+recorder = Recorder(
+    output_dir,
+    setting={
+        "dataset": f"{dataset} val, first {len(indices)} images"
+        + (f" ({image_size}x{image_size}, {num_classes} classes)" if dataset == "offline" else ""),
+        "network": f"GDC lightweight net, MobileNetV2 first layers ({'random, frozen' if weights == 'none' else weights}), {channels} channels",
+        "procedure": f"{steps} {optimizer} steps, lr {lr}, SLIC-expanded scribbles, weighted CE, {num_draws} draws",
+        "resolution": "native image size",
+        "seeds": len(seeds),
+    },
+)
+
+# %% [markdown]
+# ## Check: does the paper's optimiser learn on these features?
+# One image, the normal and the GDC network, the paper's SGD (lr 0.01) against Adam (lr 0.01):
+# the weighted cross-entropy over the steps.
+
+# %%
+if sgd_check_steps > 0:
+    image, label, scribbles = data[indices[0]]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    check_rows = []
+    for conv in ("normal", "gdc"):
+        for opt in ("sgd", "adam"):
+            config = SingleImageConfig(conv=conv, optimizer=opt, lr=0.01, momentum=momentum,
+                                       steps=sgd_check_steps, num_draws=1, channels=channels)
+            result = segment_image(denormalize(image), scribbles.numpy().astype(np.uint8), config, seed=0)
+            ax.plot(result.losses, label=f"{conv}, {opt}")
+            check_rows.append({"conv": conv, "optimizer": opt, "first loss": result.losses[0],
+                               "last loss": result.losses[-1]})
+    ax.set_xlabel("step")
+    ax.set_ylabel("weighted cross-entropy")
+    ax.legend()
+    recorder.save_figure(fig, "optimiser_check")
+    check = pd.DataFrame(check_rows).round(3)
+    recorder.save_table(check, "optimiser_check")
+    display(check)  # noqa: F821
+
+# %% [markdown]
+# ## Every configuration, every seed
+# Shared runs: Table I's GDC row is Table IV's σ = 0.2, Table VII's GDC row and the
+# bilinear/per-tap sampling variant; Table VII's baseline is Table I's normal row.
+
+# %%
+configs: dict[str, SingleImageConfig] = {"normal": base.__class__(**{**base.to_dict(), "conv": "normal"})}
+for rate in dilations:
+    configs[f"dilated{rate}"] = SingleImageConfig(**{**base.to_dict(), "conv": "dilated", "dilation": rate})
+configs["deformable"] = SingleImageConfig(**{**base.to_dict(), "conv": "deformable"})
+for sigma in sigmas:
+    configs[f"gdc_sigma{sigma}"] = SingleImageConfig(**{**base.to_dict(), "conv": "gdc", "sigma": sigma})
+configs["uniform"] = SingleImageConfig(**{**base.to_dict(), "conv": "uniform", "sigma": 0.2})
+for sampling, mode in [("truncate", "per_tap"), ("bilinear", "shared"), ("truncate", "shared")]:
+    configs[f"gdc_{sampling}_{mode}"] = SingleImageConfig(
+        **{**base.to_dict(), "conv": "gdc", "sigma": 0.2, "gdc_sampling": sampling, "gdc_mode": mode})
+
+rows = []
+start = time.perf_counter()
+for name, config in configs.items():
+    for seed in seeds:
+        scores = evaluate_on_images(data, indices, config, seed, data.num_classes, description=name)
+        rows.append({"config": name, "seed": seed, "mIoU (%)": 100 * scores.miou,
+                     "pixel acc (%)": 100 * scores.pixel_accuracy,
+                     "s/image": scores.seconds_per_image, "skipped": len(scores.skipped)})
+    last = pd.DataFrame(rows[-len(seeds):])
+    print(f"{name}: mIoU {last['mIoU (%)'].mean():.2f} ± {last['mIoU (%)'].std(ddof=1) if len(seeds) > 1 else 0:.2f}, "
+          f"{last['s/image'].mean():.2f} s/image")
+elapsed_min = (time.perf_counter() - start) / 60
+per_seed = pd.DataFrame(rows)
+recorder.save_table(per_seed.round(3), "per_seed")
+print(f"all configurations: {elapsed_min:.1f} min")
+
+# %%
+def values(config_name: str, column: str = "mIoU (%)") -> list[float]:
+    return per_seed[per_seed["config"] == config_name][column].tolist()
+
+
+summary = per_seed.groupby("config", sort=False)[["mIoU (%)", "pixel acc (%)", "s/image"]].agg(["mean", "std"]).round(2)
+summary
+
+# %% [markdown]
+# ## Metrics (the keys the claims registry reads)
+
+# %%
+table1 = {"normal": "normal", **{f"dilated{r}": f"dilated{r}" for r in dilations},
+          "deformable": "deformable", "gdc": "gdc_sigma0.2"}
+for key, name in table1.items():
+    recorder.add(f"table1/{key}/miou", values(name), seeds=seeds, unit="%", description=f"Table I {key}: mIoU")
+    recorder.add(f"table1/{key}/pixel_acc", values(name, "pixel acc (%)"), seeds=seeds, unit="%",
+                 description=f"Table I {key}: overall pixel accuracy")
+for sigma in sigmas:
+    recorder.add(f"table4/sigma{sigma}/miou", values(f"gdc_sigma{sigma}"), seeds=seeds, unit="%",
+                 description=f"Table IV: GDC sigma = {sigma}")
+    recorder.add(f"table4/sigma{sigma}/pixel_acc", values(f"gdc_sigma{sigma}", "pixel acc (%)"),
+                 seeds=seeds, unit="%")
+for key, name in {"normal": "normal", "gdc": "gdc_sigma0.2", "uniform": "uniform"}.items():
+    recorder.add(f"table7/{key}/miou", values(name), seeds=seeds, unit="%", description=f"Table VII {key}")
+sampling_keys = {"bilinear_per_tap": "gdc_sigma0.2", "integer_per_tap": "gdc_truncate_per_tap",
+                 "bilinear_shared": "gdc_bilinear_shared", "integer_shared": "gdc_truncate_shared"}
+for key, name in sampling_keys.items():
+    recorder.add(f"sampling/{key}/miou", values(name), seeds=seeds, unit="%",
+                 description=f"GDC sigma 0.2, {key.replace('_', ' ')} offsets")
+recorder.add("runtime/minutes", elapsed_min, unit="min", description="all configurations and seeds")
+
+# %% [markdown]
+# ## Beside the paper
+# The paper's values are read from the transcription (`results/reported/numbers.csv`); its
+# pixel accuracy is a fraction, shown here in percent. The paper's numbers are on Pascal
+# VOC / Context with ImageNet features; this project's on the offline dataset with random
+# features: compare directions, not values.
+
+# %%
+reported = load_reported().set_index("id")
+
+
+def paper(row_id: str) -> float:
+    value = reported.loc[row_id, "value_num"]
+    return 100 * value if reported.loc[row_id, "unit"] == "fraction" else value
+
+
+def mean_std(config_name: str, column: str = "mIoU (%)") -> str:
+    v = values(config_name, column)
+    return f"{np.mean(v):.2f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.2f}"
+
+
+paper_rows = {"normal": "normal", "dilated6": "dilated6", "dilated16": "dilated16",
+              "dilated24": "dilated24", "deformable": "deformable", "gdc": "gdc-sigma0.2"}
+comparison = pd.DataFrame([
+    {"Table I row": key,
+     "paper VOC mIoU": paper(f"gdc.t1.{paper_rows[key]}.miou-voc"),
+     "paper Context mIoU": paper(f"gdc.t1.{paper_rows[key]}.miou-context"),
+     "paper VOC acc (%)": paper(f"gdc.t1.{paper_rows[key]}.pixel-acc-voc"),
+     "this project mIoU": mean_std(name), "this project acc (%)": mean_std(name, "pixel acc (%)")}
+    for key, name in table1.items() if key in paper_rows
+])
+recorder.save_table(comparison, "table1_comparison")
+comparison
+
+# %%
+other = [{"row": f"Table IV σ = {s}", "paper mIoU": paper(f"gdc.t4.sigma{s}.miou") if f"gdc.t4.sigma{s}.miou" in reported.index else float("nan"),
+          "this project mIoU": mean_std(f"gdc_sigma{s}")} for s in sigmas]
+other += [{"row": f"Table VII {k}", "paper mIoU": paper(f"gdc.t7.{k}.miou"), "this project mIoU": mean_std(n)}
+          for k, n in {"normal": "normal", "gdc": "gdc_sigma0.2", "uniform": "uniform"}.items()]
+other += [{"row": f"sampling: {k}", "paper mIoU": float("nan"), "this project mIoU": mean_std(n)}
+          for k, n in sampling_keys.items()]
+other_table = pd.DataFrame(other)
+recorder.save_table(other_table, "table4_table7_sampling")
+other_table
+
+# %% [markdown]
+# ## Figures
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(17, 4.2), gridspec_kw={"width_ratios": [3, 2, 2]})
+bar_names = list(table1.values()) + ["uniform"]
+plot_mean_std_bars(axes[0], list(table1) + ["uniform"], [values(n) for n in bar_names],
+                   "mIoU (%)", "Table I + VII: layer under test")
+means = [np.mean(values(f"gdc_sigma{s}")) for s in sigmas]
+stds = [np.std(values(f"gdc_sigma{s}"), ddof=1) if len(seeds) > 1 else 0 for s in sigmas]
+axes[1].errorbar(sigmas, means, yerr=stds, marker="o", capsize=4, label="GDC")
+for key, color in [("normal", "tab:gray"), ("dilated6", "tab:green")]:
+    axes[1].axhline(np.mean(values(key)), color=color, linestyle="--", label=key)
+axes[1].set_xlabel("σ (relative to the feature map's shortest side)")
+axes[1].set_ylabel("mIoU (%)")
+axes[1].set_title("Table IV: σ sweep")
+axes[1].legend(fontsize=8)
+plot_mean_std_bars(axes[2], list(sampling_keys), [values(n) for n in sampling_keys.values()],
+                   "mIoU (%)", "GDC sampling choices (σ = 0.2)")
+fig.tight_layout()
+recorder.save_figure(fig, "tables_1_4_7")
+
+# %% [markdown]
+# ## Bilinear or integer positions, per-tap or shared offsets?
+# The paper's Eq. 3 draws a magnitude per tap (per-tap) and does not say how a fractional
+# position is read; the authors' public code draws per tap and truncates positions to integers
+# (`gdc_notes.md`). Per-tap offsets are what both the equation and the code use, so the paper's
+# numbers most likely come from per-tap offsets with integer (truncated) positions: the code is
+# what produced the numbers, and nothing in the text asks for interpolation. The measured
+# difference between the variants is in the table above; where it lies within the seed spread,
+# the choice does not matter for this stand-in.
+
+# %%
+recorder.note(
+    "Offline stand-in: procedural shapes on real textures, random frozen MobileNetV2 features, "
+    f"{len(indices)} validation images, Adam instead of the paper's SGD (SGD at lr 0.01 does not "
+    "move the loss with random features; see the optimiser check). Compare directions, not values."
+)
+recorder.write()
