@@ -1,0 +1,132 @@
+"""GDC single-image procedure (repro.singleimage): shapes, determinism, learning, evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from repro.data.palette import IGNORE_INDEX
+from repro.modules.gdc import GaussianDynamicConv
+from repro.singleimage import SingleImageConfig, evaluate_on_images, segment_image
+from repro.singleimage.diversity import feature_spread
+
+FAST = dict(channels=8, steps=25, num_draws=3, optimizer="adam", lr=0.05)
+
+
+def two_halves(size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dark left half (class 0), bright right half (class 3); one stroke in each half."""
+    image = np.zeros((size, size, 3), dtype=np.uint8)
+    image[:, : size // 2] = (30, 40, 50)
+    image[:, size // 2 :] = (220, 200, 180)
+    label = np.zeros((size, size), dtype=np.int64)
+    label[:, size // 2 :] = 3
+    scribbles = np.full((size, size), IGNORE_INDEX, dtype=np.uint8)
+    scribbles[4:-4, 4:6] = 0
+    scribbles[4:-4, -6:-4] = 3
+    return image, label, scribbles
+
+
+@pytest.mark.parametrize("conv", ["gdc", "normal", "uniform"])
+def test_shapes_and_classes(conv: str) -> None:
+    image, _, scribbles = two_halves(24)
+    result = segment_image(image, scribbles, SingleImageConfig(conv=conv, **FAST), seed=0)
+    assert result.prediction.shape == (24, 24) and result.prediction.dtype == np.uint8
+    assert result.classes == [0, 3]
+    assert result.probabilities.shape == (2, 24, 24)
+    assert torch.allclose(result.probabilities.sum(0), torch.ones(24, 24), atol=1e-4)
+    assert set(np.unique(result.prediction)) <= {0, 3}
+    assert len(result.losses) == FAST["steps"]
+
+
+def test_same_seed_same_result_and_rng_restored() -> None:
+    image, _, scribbles = two_halves(24)
+    config = SingleImageConfig(conv="gdc", **FAST)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    first = segment_image(image, scribbles, config, seed=5)
+    after = torch.rand(1)
+    second = segment_image(image, scribbles, config, seed=5)
+    other = segment_image(image, scribbles, config, seed=6)
+    assert torch.equal(first.probabilities, second.probabilities)
+    assert not torch.equal(first.probabilities, other.probabilities)
+    assert torch.equal(before, after)  # the global RNG is not consumed
+
+
+@pytest.mark.parametrize("conv", ["gdc", "dilated"])
+def test_learns_a_separable_two_class_image(conv: str) -> None:
+    image, label, scribbles = two_halves(32)
+    result = segment_image(
+        image, scribbles, SingleImageConfig(conv=conv, dilation=2, **FAST), seed=0
+    )
+    assert result.losses[-1] < 0.5 * result.losses[0]
+    assert (result.prediction == label).mean() > 0.9
+
+
+def test_working_size_and_probes() -> None:
+    image, _, scribbles = two_halves(48)
+    config = SingleImageConfig(conv="gdc", working_size=24, **FAST)
+    result = segment_image(image, scribbles, config, seed=0, probe_pixels=[(10, 10), (40, 40)])
+    assert result.prediction.shape == (48, 48)
+    assert result.probe_features is not None
+    assert result.probe_features.shape == (FAST["steps"], 2, FAST["channels"])
+
+
+def test_bad_inputs_name_the_problem() -> None:
+    image, _, scribbles = two_halves(16)
+    with pytest.raises(ValueError, match="differs"):
+        segment_image(image, scribbles[:8], SingleImageConfig(**FAST))
+    with pytest.raises(ValueError, match="no scribbled pixel"):
+        segment_image(image, np.full_like(scribbles, IGNORE_INDEX), SingleImageConfig(**FAST))
+    with pytest.raises(ValueError, match="only class 0"):
+        segment_image(image, np.where(scribbles == 3, 0, scribbles), SingleImageConfig(**FAST))
+    with pytest.raises(ValueError, match="conv"):
+        SingleImageConfig(conv="atrous")
+    with pytest.raises(ValueError, match="steps"):
+        SingleImageConfig(steps=0)
+
+
+def test_evaluate_accumulates_one_confusion_matrix() -> None:
+    from repro.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    image, label, scribbles = two_halves(24)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    normalised = (torch.from_numpy(image).permute(2, 0, 1).float() / 255 - mean) / std
+    item = (normalised, torch.from_numpy(label), torch.from_numpy(scribbles.astype(np.int64)))
+    single_class = (normalised, torch.from_numpy(label), torch.zeros(24, 24, dtype=torch.int64))
+    dataset = [item, item, single_class]
+    scores = evaluate_on_images(
+        dataset,
+        [0, 1, 2],
+        SingleImageConfig(conv="normal", **FAST),
+        0,
+        num_classes=4,
+        progress=False,
+    )
+    assert scores.skipped == [2]
+    assert int(scores.confusion.matrix.sum()) == 2 * 24 * 24
+    assert scores.pixel_accuracy > 0.9
+    assert 0 < scores.miou <= 1
+
+
+def test_independent_batch_draws_differ_per_element() -> None:
+    layer = GaussianDynamicConv(2, 2, sigma=0.3, batch_draws="independent", eval_draws="random")
+    x = torch.randn(1, 2, 8, 8).expand(3, -1, -1, -1)
+    out = layer.eval()(x)
+    assert not torch.allclose(out[0], out[1])
+    shared = GaussianDynamicConv(2, 2, sigma=0.3, eval_draws="random").eval()(x)
+    assert torch.allclose(shared[0], shared[1])
+    truncated = GaussianDynamicConv(2, 2, sigma=0.3, sampling="truncate", batch_draws="independent")
+    assert truncated(x).shape == (3, 2, 8, 8)
+
+
+def test_feature_spread() -> None:
+    rng = np.random.default_rng(0)
+    tight = np.stack([rng.normal(0, 0.1, (20, 4)), rng.normal(5, 0.1, (20, 4))], axis=1)
+    loose = np.stack([rng.normal(0, 1.0, (20, 4)), rng.normal(5, 1.0, (20, 4))], axis=1)
+    assert feature_spread(loose) > 5 * feature_spread(tight)
+    assert feature_spread(10 * loose) == pytest.approx(feature_spread(loose))
+    with pytest.raises(ValueError, match="features"):
+        feature_spread(np.zeros((5, 1, 3)))
