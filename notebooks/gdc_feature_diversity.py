@@ -38,6 +38,9 @@
 # Beyond the picture, `fig11/{gdc,dilated}/feature_spread` measures diversity: the mean
 # pairwise distance between one pixel's vectors across steps, averaged over the two pixels,
 # divided by the distance between the two pixels' mean vectors (scale-free), one value per seed.
+# Training changes the weights at every step, so this spread mixes the (smooth) drift of
+# training with the scatter of random sampling; `fig11/{gdc,dilated}/feature_jitter` isolates
+# the scatter (distance of each step's vector from the midpoint of its neighbours, same scale).
 # Setting: an offline validation image, random frozen MobileNetV2 features, Adam (see the
 # `gdc_single_image` notebook for why not SGD).
 
@@ -70,7 +73,7 @@ from repro.data import build_dataset
 from repro.data.transforms import denormalize
 from repro.results import Recorder
 from repro.singleimage import SingleImageConfig, segment_image
-from repro.singleimage.diversity import feature_spread, tsne_embedding
+from repro.singleimage.diversity import feature_jitter, feature_spread, tsne_embedding
 from repro.viz.bars import plot_mean_std_bars
 
 torch.set_num_threads(num_threads)
@@ -108,8 +111,11 @@ for name, layer in layers.items():
         result = segment_image(image, scribbles, config, seed=seed, probe_pixels=pixels)
         features[name].append(result.probe_features)
 spread = {name: [feature_spread(f) for f in features[name]] for name in layers}
+jitter = {name: [feature_jitter(f) for f in features[name]] for name in layers}
 table = pd.DataFrame({"layer": list(layers), "feature spread (mean)": [np.mean(spread[n]) for n in layers],
-                      "std": [np.std(spread[n], ddof=1) if len(seeds) > 1 else 0.0 for n in layers],
+                      "spread std": [np.std(spread[n], ddof=1) if len(seeds) > 1 else 0.0 for n in layers],
+                      "feature jitter (mean)": [np.mean(jitter[n]) for n in layers],
+                      "jitter std": [np.std(jitter[n], ddof=1) if len(seeds) > 1 else 0.0 for n in layers],
                       "n seeds": len(seeds)}).round(4)
 recorder.save_table(table, "feature_spread")
 table
@@ -136,12 +142,15 @@ for name in layers:
 fig.tight_layout()
 recorder.save_figure(fig, "fig11_tsne")
 
-fig, ax = plt.subplots(figsize=(4, 3.5))
-plot_mean_std_bars(ax, list(layers), [spread[n] for n in layers], "feature spread", "diversity")
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+plot_mean_std_bars(axes[0], list(layers), [spread[n] for n in layers], "feature spread", "spread over steps")
+plot_mean_std_bars(axes[1], list(layers), [jitter[n] for n in layers], "feature jitter", "step-to-step scatter")
 recorder.save_figure(fig, "fig11_spread")
 
 # %%
 for name in layers:
     recorder.add(f"fig11/{name}/feature_spread", spread[name], seeds=seeds,
                  description="mean within-pixel pairwise distance over steps / distance between the pixels' means")
+    recorder.add(f"fig11/{name}/feature_jitter", jitter[name], seeds=seeds,
+                 description="mean distance from the neighbours' midpoint / distance between the pixels' means")
 recorder.write()

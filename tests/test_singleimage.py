@@ -9,7 +9,7 @@ import torch
 from repro.data.palette import IGNORE_INDEX
 from repro.modules.gdc import GaussianDynamicConv
 from repro.singleimage import SingleImageConfig, evaluate_on_images, segment_image
-from repro.singleimage.diversity import feature_spread
+from repro.singleimage.diversity import feature_jitter, feature_spread
 
 FAST = dict(channels=8, steps=25, num_draws=3, optimizer="adam", lr=0.05)
 
@@ -130,3 +130,14 @@ def test_feature_spread() -> None:
     assert feature_spread(10 * loose) == pytest.approx(feature_spread(loose))
     with pytest.raises(ValueError, match="features"):
         feature_spread(np.zeros((5, 1, 3)))
+
+
+def test_feature_jitter_ignores_smooth_drift() -> None:
+    rng = np.random.default_rng(0)
+    steps = np.linspace(0, 10, 30)[:, None, None]
+    drift = np.stack([np.zeros((30, 4)), np.full((30, 4), 5.0)], axis=1) + steps
+    noisy = drift + rng.normal(0, 0.5, drift.shape)
+    assert feature_jitter(drift) == pytest.approx(0.0, abs=1e-9)
+    assert feature_jitter(noisy) > 0.05
+    with pytest.raises(ValueError, match="steps >= 3"):
+        feature_jitter(np.zeros((2, 2, 3)))

@@ -5,7 +5,11 @@ The paper records, at two pixels, the feature vectors of the layer under test at
 convolution's. Beyond the picture this project measures it: :func:`feature_spread` is the mean
 pairwise distance between one pixel's vectors across steps, averaged over the pixels, divided
 by the distance between the pixels' mean vectors, so a layer whose features are merely larger
-does not score higher.
+does not score higher. Over the steps the weights also change, so this spread mixes the
+drift of training (smooth, in every layer) with the scatter of random sampling;
+:func:`feature_jitter` isolates the scatter: the mean distance of each step's vector from the
+midpoint of its two neighbours (a second difference, zero for a smooth trajectory), relative to
+the same between-pixel distance.
 """
 
 from __future__ import annotations
@@ -42,6 +46,32 @@ def feature_spread(features: np.ndarray) -> float:
     if between_mean == 0:
         raise ValueError("features: the pixels' mean vectors coincide; spread is undefined")
     return float(np.mean(within) / between_mean)
+
+
+def _between_pixels(features: np.ndarray) -> float:
+    pixels = features.shape[1]
+    centres = features.mean(axis=0)
+    between = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+    between_mean = between.sum() / (pixels * (pixels - 1))
+    if between_mean == 0:
+        raise ValueError("features: the pixels' mean vectors coincide; the ratio is undefined")
+    return float(between_mean)
+
+
+def feature_jitter(features: np.ndarray) -> float:
+    """Step-to-step scatter around a smooth trajectory, relative to the between-pixel distance.
+
+    ``mean_t,p ||f[t, p] - (f[t-1, p] + f[t+1, p]) / 2||`` divided by the mean distance between
+    the pixels' mean vectors; ``features`` is ``[steps >= 3, P >= 2, C]``.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 3 or features.shape[0] < 3 or features.shape[1] < 2:
+        raise ValueError(
+            f"features: expected [steps >= 3, pixels >= 2, C], got shape {features.shape}"
+        )
+    midpoints = 0.5 * (features[:-2] + features[2:])
+    scatter = np.linalg.norm(features[1:-1] - midpoints, axis=-1).mean()
+    return float(scatter / _between_pixels(features))
 
 
 def tsne_embedding(features: np.ndarray, seed: int = 0, perplexity: float = 15.0) -> np.ndarray:
