@@ -7,6 +7,7 @@ nothing here holds a number.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def chapter_status(paper: str, specs: dict[str, NotebookSpec], frame: pd.DataFra
         for spec in notebooks:
             result = load_result(spec.name, BOOK_PROFILE)
             status = "no `cpu` result yet" if result is None else _status(result)
-            link = f"[{spec.name}](notebooks/{spec.name}.ipynb)" if result else f"`{spec.name}`"
+            link = f"[{spec.name}](generated/notebooks/{spec.name}.ipynb)" if result else f"`{spec.name}`"
             rows.append({"item": item.label, "what": item.what, "notebook": link, "status": status})
     table = markdown_table(pd.DataFrame(rows))
     claims = frame[frame["paper"] == paper.upper()] if not frame.empty else frame
@@ -137,6 +138,56 @@ def result_notebook(result: RunResult, target: Path) -> None:
     nbformat.write(notebook, target)
 
 
+def metrics_tables(result: RunResult) -> dict[str, str]:
+    """One table per key prefix (``table1``, ``sampling``, ...) of a result's metrics."""
+    groups: dict[str, list[dict[str, str]]] = {}
+    for key, metric in result.metrics.items():
+        prefix = key.split("/", 1)[0]
+        groups.setdefault(prefix, []).append(
+            {
+                "metric": key,
+                "mean ± std (n)": metric.format(),
+                "unit": metric.unit,
+                "what": metric.description,
+            }
+        )
+    stale = result.stale_reasons()
+    footer = (
+        f"\n*From `results/{result.notebook}/{result.profile}/metrics.json`. Setting: "
+        f"{result.setting_label()}.*" + (f" **Stale**: {', '.join(stale)}." if stale else "") + "\n"
+    )
+    return {prefix: markdown_table(pd.DataFrame(rows)) + footer for prefix, rows in groups.items()}
+
+
+def write_metric_snippets(
+    generated: Path, specs: dict[str, NotebookSpec], book_source: Path
+) -> None:
+    """``generated/metrics/<notebook>/<prefix>.md`` for chapters to include.
+
+    A chapter may include a snippet of a notebook that has no result yet: it then gets a
+    placeholder saying so, rather than a broken build.
+    """
+    for spec in specs.values():
+        result = load_result(spec.name, BOOK_PROFILE)
+        if result is None:
+            continue
+        folder = generated / "metrics" / spec.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for prefix, table in metrics_tables(result).items():
+            (folder / f"{prefix}.md").write_text(table)
+    pattern = re.compile(r"\{include\}\s+(generated/metrics/[\w.-]+/[\w.-]+\.md)")
+    for page in book_source.glob("*.md"):
+        for target in pattern.findall(page.read_text()):
+            path = book_source / target
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                notebook = path.parent.name
+                path.write_text(
+                    f"*Not run yet at `{BOOK_PROFILE}`: `repro run {notebook} --profile "
+                    f"{BOOK_PROFILE}` produces this table.*\n"
+                )
+
+
 def write_generated(source: Path) -> dict[str, list[str]]:
     """Write every generated page under ``source/generated``; return the toc sections per paper."""
     generated = source / "generated"
@@ -156,6 +207,7 @@ def write_generated(source: Path) -> dict[str, list[str]]:
             continue
         result_notebook(result, generated / "notebooks" / f"{spec.name}.ipynb")
         sections.setdefault(spec.paper or "project", []).append(f"generated/notebooks/{spec.name}")
+    write_metric_snippets(generated, specs, source)
     for page in extra_pages(generated):
         sections["project"].append(page)
     return sections
