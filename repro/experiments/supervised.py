@@ -18,7 +18,7 @@ import torch
 
 from repro import models
 from repro.data import build_dataset, build_eval_transform, build_train_transform
-from repro.engine import TrainConfig, evaluate, train
+from repro.engine import ConfusionMatrix, TrainConfig, evaluate, train
 
 log = logging.getLogger(__name__)
 
@@ -177,3 +177,20 @@ def pyramid_module_configs(
             },
         ),
     }
+
+
+def constant_prediction_scores(dataset: Any, class_index: int = 0) -> dict[str, float]:
+    """mIoU and pixel accuracy of predicting ``class_index`` everywhere on ``dataset``.
+
+    The floor a trained model must clear: a run that has not got past the class prior
+    (e.g. predicts background everywhere) scores exactly this.
+    """
+    if not 0 <= class_index < dataset.num_classes:
+        raise ValueError(
+            f"class_index must be in [0, {dataset.num_classes}), got {class_index!r}"
+        )
+    confusion = ConfusionMatrix(dataset.num_classes, ignore_index=dataset.ignore_index)
+    for index in range(len(dataset)):
+        label = torch.from_numpy(dataset.load_label(index).astype("int64"))
+        confusion.update(torch.full_like(label, class_index), label)
+    return {"miou": confusion.miou(), "pixel_acc": confusion.pixel_accuracy()}
