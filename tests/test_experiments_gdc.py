@@ -173,3 +173,17 @@ def test_dataspec_trains_on_the_chosen_labels(tmp_path: Path) -> None:
     assert torch.equal(label, expected)
     full, _ = DataSpec(crop_size=32, root=str(tmp_path), offline=TINY).build(seed=0)
     assert not isinstance(full, pl.RelabelledDataset)
+
+
+def test_constant_prediction_floor(label_set) -> None:
+    from repro.experiments.supervised import constant_prediction_scores
+
+    scores = constant_prediction_scores(label_set, class_index=0)
+    labels = np.concatenate([label_set.load_label(i).ravel() for i in range(len(label_set))])
+    labels = labels[labels != 255]
+    background = float((labels == 0).mean())
+    assert scores["pixel_acc"] == pytest.approx(background)
+    present = len(np.unique(labels))
+    assert scores["miou"] == pytest.approx(background / present)  # IoU 0 for every other class
+    with pytest.raises(ValueError, match="class_index"):
+        constant_prediction_scores(label_set, class_index=label_set.num_classes)
