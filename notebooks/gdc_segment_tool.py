@@ -58,6 +58,7 @@ repeats: int = 5  # timed runs per image (seeds 0..repeats-1)
 num_threads: int = 1  # torch CPU threads
 
 # %%
+import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -90,7 +91,7 @@ timing = pd.DataFrame([{"image": name, "size": f"{r.image.shape[1]}x{r.image.sha
                         **{k: round(v, 3) for k, v in r.seconds.items()}}
                        for name, rs in runs.items() for i, r in enumerate(rs)])
 recorder.save_table(timing, "timing_per_run")
-timing.groupby(["image", "size"])[["total", "segment/train", "segment/predict"]].agg(["mean", "std"]).round(2)
+timing.groupby(["image", "size"])[["total", "cpu_total", "segment/train", "segment/predict"]].agg(["mean", "std"]).round(2)
 
 # %%
 fig, axes = plt.subplots(1, len(images), figsize=(6 * len(images), 4.5), squeeze=False)
@@ -106,11 +107,19 @@ recorder.save_figure(fig, "overlays")
 # ## Timing
 # `tool/<image>/seconds`: wall time from reading the files to writing the mask, one value per
 # repeat (interpreter start-up and imports excluded). The machine's two cores were shared with
-# other jobs while this ran, so these are upper bounds for a quiet machine.
+# other jobs while this ran (load average below), so wall times are upper bounds for a quiet
+# machine; `tool/<image>/cpu_seconds` is the CPU time the tool's process used (one thread), i.e.
+# its wall time on an idle core.
 
 # %%
 seeds_list = list(range(repeats))
 for name in images:
     recorder.add(f"tool/{name}/seconds", [r.seconds["total"] for r in runs[name]], seeds=seeds_list,
                  unit="s", description=f"repro segment on {name} ({runs[name][0].image.shape[1]}x{runs[name][0].image.shape[0]})")
+    recorder.add(f"tool/{name}/cpu_seconds", [r.seconds["cpu_total"] for r in runs[name]],
+                 seeds=seeds_list, unit="s", description=f"CPU time of the tool's process on {name}")
+load = os.getloadavg()
+recorder.note(f"Load average while timing (1, 5, 15 min): {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} "
+              f"on {os.cpu_count()} cores.")
+print(f"load average: {load}")
 recorder.write()

@@ -38,7 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (50)")
     p.add_argument("--draws", type=int, default=None, help="averaged GDC passes (50)")
     p.add_argument("--seed", type=int, default=0, help="seed (same seed, same mask on CPU)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: faster than 2 on a busy 2-core machine)",
+    )
     p.set_defaults(func=cmd_segment)
 
 
@@ -61,10 +66,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         return _fail(f"--steps and --draws must be >= 1, got {steps} and {draws}")
     if sigma < 0:
         return _fail(f"--sigma must be >= 0, got {sigma}")
-    if args.threads is not None:
-        if args.threads < 1:
-            return _fail(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if args.threads < 1:
+        return _fail(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     out = (
         Path(args.out)
         if args.out
@@ -79,5 +83,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({len(run.result.classes)} classes: {run.result.classes})")
     if args.overlay:
         print(f"wrote {args.overlay}")
-    print(f"time from reading to writing: {run.seconds['total']:.2f} s ({timing})")
+    print(
+        f"time from reading to writing: {run.seconds['total']:.2f} s wall, "
+        f"{run.seconds['cpu_total']:.2f} s CPU ({timing})"
+    )
     return EXIT_OK
