@@ -94,14 +94,15 @@ recorder.save_table(timing, "timing_per_run")
 timing.groupby(["image", "size"])[["total", "cpu_total", "segment/train", "segment/predict"]].agg(["mean", "std"]).round(2)
 
 # %%
-fig, axes = plt.subplots(1, len(images), figsize=(6 * len(images), 4.5), squeeze=False)
+# Small figure: photo overlays compress poorly and results must stay small.
+fig, axes = plt.subplots(1, len(images), figsize=(4.2 * len(images), 3.2), squeeze=False, dpi=72)
 for ax, name in zip(axes[0], images, strict=True):
     run = runs[name][0]
     ax.imshow(overlay(run.image, run.result.prediction, run.scribbles))
     ax.set_title(f"{name}: classes {run.result.classes}, {run.seconds['total']:.1f} s")
     ax.axis("off")
 fig.tight_layout()
-recorder.save_figure(fig, "overlays")
+recorder.save_figure(fig, "overlays", dpi=72)
 
 # %% [markdown]
 # ## Timing
