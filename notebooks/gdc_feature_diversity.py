@@ -20,7 +20,7 @@
 #     profiles:
 #       smoke: {steps: 6, seeds: [0]}
 #       cpu: {}
-#       full: {dataset: voc, channels: 64, optimizer: sgd, weights: ImageNet}
+#       full: {dataset: voc, channels: 64, optimizer: sgd, weights: IMAGENET1K_V1}
 # ---
 
 # %% [markdown]
