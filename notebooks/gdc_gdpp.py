@@ -346,7 +346,10 @@ reported = load_reported().set_index("id")
 
 
 def paper_value(row: str, budget: str, metric: str = "miou") -> str:
-    key = "gdc.t5.none.miou" if row == "none" else f"gdc.t5.{row}.{budget}.{metric}"
+    # Table V prints the baseline once, without a budget: shown on the first budget's line only.
+    if row == "none":
+        return reported.loc["gdc.t5.none.miou", "value"] if budget == "epochs50" else "-"
+    key = f"gdc.t5.{row}.{budget}.{metric}"
     if key not in reported.index:
         return "-"
     entry = reported.loc[key]
@@ -361,9 +364,12 @@ if not CITYSCAPES:
             comparison.append(
                 {
                     "row": row,
-                    "paper budget": budget.replace("epochs", "") + " epochs",
+                    "paper budget": budget.replace("epochs", "") + " epochs"
+                    if row != "none"
+                    else "not stated",
                     "paper mIoU (%)": paper_value(row, budget),
-                    f"this project mIoU (%), {epochs} ep": m.format(),
+                    "this project epochs": epochs,
+                    "this project mIoU (%)": m.format(),
                     "paper params": paper_value(row, budget, "params") if row != "none" else "-",
                     "this project params": int(runs(row, budget)["params"].iloc[0]),
                 }
