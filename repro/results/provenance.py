@@ -57,11 +57,18 @@ def imported_source_hashes() -> dict[str, str]:
     }
 
 
+# Packages that record, read and present results but compute none of the measured values:
+# editing them does not make a result stale.
+BOOKKEEPING = ("repro/results/", "repro/site/", "repro/audit/", "repro/cli/", "repro/notebooks/")
+
+
 def changed_sources(recorded: dict[str, str], root: Path | None = None) -> list[str]:
-    """Which of the recorded source files differ now (or are gone)."""
+    """Which of the recorded source files that compute results differ now (or are gone)."""
     base = (root or package_dir()).parent
     changed = []
     for relative, digest in recorded.items():
+        if relative.startswith(BOOKKEEPING):
+            continue
         path = base / relative
         if not path.is_file() or _file_sha256(path) != digest:
             changed.append(relative)
