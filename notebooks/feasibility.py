@@ -20,7 +20,7 @@
 #     profiles:
 #       smoke: {num_train: 16, num_val: 8, image_size: 64, epochs: 1, batch_size: 4, width: 32, seeds: [0]}
 #       cpu: {}
-#       full: {dataset: voc_aug, image_size: 512, num_train: 10582, num_val: 1449, backbone: resnet101, width: 256, epochs: 50, batch_size: 16, lr: 0.01, head_lr_mult: 0.1, weights: ImageNet}
+#       full: {dataset: voc_aug, image_size: 512, num_train: 10582, num_val: 1449, backbone: resnet101, width: 256, epochs: 50, batch_size: 16, lr: 0.01, head_lr_mult: 0.1, weights: IMAGENET1K_V1}
 # ---
 
 # %% [markdown]
