@@ -57,3 +57,12 @@ def test_metric_rejects_non_finite_and_mismatched_seeds():
         Metric([1.0, float("nan")])
     with pytest.raises(ValueError, match="one seed per value"):
         Metric([1.0, 2.0], seeds=[0])
+
+
+def test_results_at_the_background_floor_are_inconclusive():
+    from repro.audit.verdicts import at_floor
+
+    floor = m(9.57)
+    assert at_floor({"x/miou": m(9.57, 9.57, 9.57), "y/miou": m(9.5, 9.6, 9.55)}, floor)
+    assert not at_floor({"x/miou": m(20, 21, 22), "y/miou": m(9.5, 9.6, 9.55)}, floor)
+    assert not at_floor({"x/params": m(1.0)}, floor), "only mIoU is compared with the floor"

@@ -12,6 +12,11 @@ of the difference of two single runs):
 * *reported only*: the claim compares with other papers' numbers and cannot be tested here.
 
 A ``close`` claim ("a and b agree") is supported when ``|m_a − m_b| ≤ spread + tolerance``.
+
+A result may record the score of a trivial predictor under :data:`FLOOR_KEY` (every pixel
+background). When every mIoU a claim compares is within its own spread (or half a point) of
+that floor, nothing was learned and the comparison says nothing: *inconclusive*, whatever
+the rule would say.
 """
 
 from __future__ import annotations
@@ -30,6 +35,16 @@ INCONCLUSIVE = "inconclusive"
 NOT_RUN = "not run"
 REPORTED_ONLY = "reported only"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN, REPORTED_ONLY)
+FLOOR_KEY = "reference/background_only/miou"
+FLOOR_MARGIN = 0.5  # points of mIoU
+
+
+def at_floor(metrics: dict[str, Metric], floor: Metric) -> bool:
+    """Whether every compared mIoU is indistinguishable from the trivial predictor's."""
+    scores = [m for key, m in metrics.items() if key.endswith("miou")]
+    return bool(scores) and all(
+        abs(m.mean - floor.mean) <= max(m.std, FLOOR_MARGIN) for m in scores
+    )
 
 
 @dataclass
@@ -104,6 +119,10 @@ def judge(claim: Claim, profile: str = "cpu", results_root: Path | None = None) 
         )
     a = result.metrics[test.a]
     bs = {k: result.metrics[k] for k in test.b}
+    floor = result.metrics.get(FLOOR_KEY)
+    if floor is not None and at_floor({test.a: a, **bs}, floor):
+        reason = f"every compared mIoU is at the background-only floor ({floor.mean:.2f}): nothing was learned"
+        return Verdict(claim, INCONCLUSIVE, reason, result, a, bs, result.stale_reasons())
     if test.rule == "greater":
         verdict, reason = _judge_greater(a, bs, test.higher_is_better)
     elif test.rule == "close":
