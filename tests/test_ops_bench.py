@@ -31,6 +31,9 @@ def test_tiny_benchmark_and_table(tmp_path):
 
 
 def test_memory_probe_measures_growth():
-    case = bench.BenchCase("points_small", "points", 1, 8, 64, 64, points=9)
-    peak = bench.measure_peak_memory(case, "reference", torch.device("cpu"))
-    assert peak > 0.5  # the [1, 8, 9, 64, 64] float32 output alone is 1.1 MiB
+    case = next(c for c in bench.CASES if c.kind == "points")
+    # In a fresh process, as the benchmark measures it: inside pytest's long-lived process the
+    # allocator reuses memory freed by earlier tests and the resident peak need not grow.
+    peak = bench.peak_memory_in_fresh_process(case, "reference", torch.device("cpu"), threads=1)
+    output_mib = case.batch * case.channels * case.points * case.height * case.width * 4 / 2**20
+    assert peak is not None and peak > 0.5 * output_mib
