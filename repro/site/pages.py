@@ -84,7 +84,11 @@ def chapter_status(paper: str, specs: dict[str, NotebookSpec], frame: pd.DataFra
         for spec in notebooks:
             result = load_result(spec.name, BOOK_PROFILE)
             status = "no `cpu` result yet" if result is None else _status(result)
-            link = f"[{spec.name}](generated/notebooks/{spec.name}.ipynb)" if result else f"`{spec.name}`"
+            link = (
+                f"[{spec.name}](generated/notebooks/{spec.name}.ipynb)"
+                if result
+                else f"`{spec.name}`"
+            )
             rows.append({"item": item.label, "what": item.what, "notebook": link, "status": status})
     table = markdown_table(pd.DataFrame(rows))
     claims = frame[frame["paper"] == paper.upper()] if not frame.empty else frame
