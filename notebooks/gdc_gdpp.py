@@ -22,7 +22,7 @@
 #     profiles:
 #       smoke: {num_train: 8, num_val: 4, image_size: 64, epochs_50: 1, epochs_100: 2, batch_size: 4, width_mult: 0.25, channels: 16, num_eval_draws: 2, seeds: [0], rows: [none, gdpp]}
 #       cpu: {}
-#       full: {dataset: voc, image_size: 513, num_train: 1464, num_val: 1449, width_mult: 1.0, channels: 256, rate_scale: 1.0, epochs_50: 50, epochs_100: 100, batch_size: 16, lr: 0.028, head_lr_mult: 1.0, weights: ImageNet, num_threads: 8}
+#       full: {dataset: voc, image_size: 513, num_train: 1464, num_val: 1449, width_mult: 1.0, channels: 256, rate_scale: 1.0, epochs_50: 50, epochs_100: 100, batch_size: 16, lr: 0.028, head_lr_mult: 1.0, weights: IMAGENET1K_V1, num_threads: 8}
 # ---
 
 # %% [markdown]

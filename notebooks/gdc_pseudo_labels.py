@@ -21,7 +21,7 @@
 #     profiles:
 #       smoke: {num_train: 8, num_val: 4, image_size: 64, si_steps: 3, si_num_draws: 2, si_channels: 16, epochs: 1, batch_size: 4, seeds: [0]}
 #       cpu: {}
-#       full: {dataset: voc_aug, train_split: train_aug, image_size: 321, num_train: 10582, num_val: 1449, network: fcn, backbone: resnet101, weights: ImageNet, si_weights: ImageNet, si_num_draws: 50, epochs: 30, batch_size: 16, lr: 0.01, num_threads: 8}
+#       full: {dataset: voc_aug, train_split: train_aug, image_size: 321, num_train: 10582, num_val: 1449, network: fcn, backbone: resnet101, weights: IMAGENET1K_V1, si_weights: IMAGENET1K_V1, si_num_draws: 50, epochs: 30, batch_size: 16, lr: 0.01, num_threads: 8}
 # ---
 
 # %% [markdown]
