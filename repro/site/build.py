@@ -60,8 +60,8 @@ def toc(sections: dict[str, list[str]]) -> dict:
 
 
 def prepare_source(build: Path) -> Path:
-    """The book's source with generated pages, toc and local MathJax, under ``build/src``."""
-    source = build / "src"
+    """The book's source with generated pages, toc and local MathJax, under ``build/_build/src``."""
+    source = build / "_build" / "src"
     if source.exists():
         shutil.rmtree(source)
     shutil.copytree(book_dir(), source, ignore=shutil.ignore_patterns("_build", "generated"))
@@ -76,8 +76,8 @@ def prepare_source(build: Path) -> Path:
 
 
 def build_book(out: Path | None = None) -> Path:
-    """Build the site; return the path of its ``index.html``."""
-    build = (out or book_dir() / "_build").resolve()
+    """Build the site into ``OUT/_build/html`` (default ``book/_build/html``); return its index."""
+    build = (out or book_dir()).resolve()
     build.mkdir(parents=True, exist_ok=True)
     source = prepare_source(build)
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
