@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_audit)
 
     p = sub.add_parser("book", help="build the book (static site) from the committed results")
-    p.add_argument("--out", default=None, help="write the site to OUT/_build/html (default: book/_build/html)")
+    p.add_argument(
+        "--out", default=None, help="write the site to OUT/_build/html (default: book/_build/html)"
+    )
     p.set_defaults(func=commands.cmd_book)
 
     p = sub.add_parser("doctor", help="versions, compiled ops, CUDA, datasets found")
