@@ -163,6 +163,5 @@ def cmd_models(args: argparse.Namespace) -> int:
     from repro import models
 
     for name in models.available():
-        describe = getattr(models, "describe", None)
-        print(f"{name}: {describe(name)}" if describe else name)
+        print(f"{name}: {models.describe(name)}")
     return EXIT_OK
