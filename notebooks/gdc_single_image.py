@@ -55,7 +55,7 @@ from typing import Literal  # noqa: F401  (parameter annotations)
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 dataset: Literal["offline", "voc", "context"] = "offline"  # offline, or a real dataset (full)
-num_images: int = 8  # validation images segmented per configuration and seed
+num_images: int = 16  # validation images segmented per configuration and seed
 image_size: int = 128  # offline image side
 num_classes: int = 9  # offline classes (background + shapes)
 steps: int = 50  # optimisation steps per image (paper: 50)
