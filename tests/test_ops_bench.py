@@ -37,3 +37,33 @@ def test_memory_probe_measures_growth():
     peak = bench.peak_memory_in_fresh_process(case, "reference", torch.device("cpu"), threads=1)
     output_mib = case.batch * case.channels * case.points * case.height * case.width * 4 / 2**20
     assert peak is not None and peak > 0.5 * output_mib
+
+
+def _rows(times: dict[str, float], memory: dict[str, float]) -> list[dict[str, object]]:
+    return [
+        {
+            "case": bench.TARGET_CASE,
+            "implementation": name,
+            "forward_ms": 1.0,
+            "forward_backward_ms": times[name],
+            "peak_memory_mib": memory[name],
+        }
+        for name in times
+    ]
+
+
+def test_target_checks_compare_ratios_with_the_targets(tmp_path):
+    path = tmp_path / "ops_cpu.json"
+    times = {"repro": 30.0, "torchvision": 400.0, "reference": 60.0, "conv2d": 10.0}
+    memory = {"repro": 10.0, "torchvision": 12.0, "reference": 30.0, "conv2d": 5.0}
+    path.write_text(json.dumps({"results": _rows(times, memory)}))
+    checks = bench.target_checks(bench.bench_table(path)).set_index("target")
+    assert checks["measured"].tolist() == [3.0, 13.33, 2.0, 0.33, 0.83]
+    assert checks["met"].tolist() == ["yes", "yes", "no", "yes", "yes"]
+
+
+def test_target_checks_empty_without_every_implementation(tmp_path):
+    path = tmp_path / "ops_cpu.json"
+    times = {"repro": 30.0, "conv2d": 10.0}
+    path.write_text(json.dumps({"results": _rows(times, dict(times))}))
+    assert bench.target_checks(bench.bench_table(path)).empty

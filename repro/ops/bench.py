@@ -247,6 +247,63 @@ def bench_table(path: str | Path):
     return table
 
 
+# The speed and memory targets this project set its CPU op (issue 3), all on the first case.
+TARGET_CASE = "conv_b4_c64_64x64_k3"
+
+
+def target_checks(table):
+    """Each target of ``TARGET_CASE`` with the measured ratio and whether it is met.
+
+    ``table`` is :func:`bench_table`'s frame; returns a ``pandas.DataFrame`` (empty when the
+    case or one of its implementations was not measured).
+    """
+    import pandas as pd
+
+    rows = table[table["case"] == TARGET_CASE].set_index("implementation")
+    if not {"repro", "torchvision", "reference", "conv2d"} <= set(rows.index):
+        return pd.DataFrame()
+    time = rows["forward_backward_ms"]
+    memory = rows["peak_memory_mib"]
+    checks = [
+        ("fwd+bwd time ≤ 3 × F.conv2d", time["repro"] / time["conv2d"], "≤ 3", lambda r: r <= 3),
+        (
+            "≥ 10 × faster than torchvision",
+            time["torchvision"] / time["repro"],
+            "≥ 10",
+            lambda r: r >= 10,
+        ),
+        (
+            "≥ 2.5 × faster than the grid_sample reference",
+            time["reference"] / time["repro"],
+            "≥ 2.5",
+            lambda r: r >= 2.5,
+        ),
+        (
+            "peak memory ≤ ½ the reference's",
+            memory["repro"] / memory["reference"],
+            "≤ 0.5",
+            lambda r: r <= 0.5,
+        ),
+        (
+            "peak memory ≤ torchvision's",
+            memory["repro"] / memory["torchvision"],
+            "≤ 1",
+            lambda r: r <= 1,
+        ),
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "target": name,
+                "required": required,
+                "measured": round(float(ratio), 2),
+                "met": "yes" if met(ratio) else "no",
+            }
+            for name, ratio, required, met in checks
+        ]
+    )
+
+
 def format_table(rows: list[dict[str, object]]) -> str:
     header = (
         f"{'case':28s} {'implementation':12s} {'fwd ms':>9s} {'fwd+bwd ms':>11s} {'peak MiB':>9s}"
@@ -292,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "timing": "median of repeats after one warm-up; forward under no_grad",
         "memory": "peak growth during one forward+backward in a fresh process "
-        + ("(max_memory_allocated)" if device.type == "cuda" else "(peak RSS, ru_maxrss)"),
+        + ("(max_memory_allocated)" if device.type == "cuda" else "(peak RSS, VmHWM)"),
         "note": args.note,
         "results": rows,
     }

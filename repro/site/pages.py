@@ -288,7 +288,17 @@ def extra_pages(generated: Path) -> list[str]:
             )
             if meta.get("note"):
                 parts.append(f"```{{note}}\n{meta['note']}\n```\n")
-            parts.append(markdown_table(_bench_view(bench_table(path))))
+            from repro.ops.bench import TARGET_CASE, target_checks
+
+            table = bench_table(path)
+            checks = target_checks(table)
+            if not checks.empty:
+                parts.append(
+                    f"\nTargets on `{TARGET_CASE}` (forward+backward, ratios of medians):\n"
+                )
+                parts.append(markdown_table(checks))
+                parts.append("\nEvery case:\n")
+            parts.append(markdown_table(_bench_view(table)))
         if not any("cuda" in p.stem for p in bench):
             parts.append(
                 "\nNo GPU figure exists yet: no GPU was available to this project. "
