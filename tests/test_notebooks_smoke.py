@@ -1,0 +1,39 @@
+"""Every notebook runs end to end at its ``smoke`` profile and writes what the book needs.
+
+This is the guarantee behind the committed ``cpu`` results: the code path that produced them
+still runs on the current package. The offline dataset is generated into a per-session cache.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from repro.notebooks import runner
+from repro.notebooks.spec import discover
+
+NOTEBOOKS = sorted(discover())
+
+
+@pytest.fixture(scope="module")
+def offline_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("offline_cache")
+
+
+def test_every_notebook_has_a_smoke_profile():
+    missing = [name for name, spec in discover().items() if "smoke" not in spec.profiles]
+    assert not missing, f"notebooks without a smoke profile: {missing}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_at_smoke(name, tmp_path, offline_cache, monkeypatch):
+    monkeypatch.setenv("REPRO_CACHE", str(offline_cache))
+    folder = runner.run_notebook(name, {}, "smoke", tmp_path / "results", progress=False)
+    record = json.loads((folder / "metrics.json").read_text())
+    assert record["metrics"], f"{name} recorded no metric"
+    assert record["profile"] == "smoke"
+    assert (folder / f"{name}.ipynb").is_file()
+    for figure in (folder / "figures").glob("*.png") if (folder / "figures").is_dir() else []:
+        assert figure.stat().st_size > 1_000, f"{figure} is (nearly) empty"
