@@ -18,9 +18,9 @@
 #       on the offline dataset at 128x128; reports mIoU over seeds, throughput and DSNet's time
 #       overhead, which decide the size of every later cpu profile.
 #     profiles:
-#       smoke: {num_train: 16, num_val: 8, image_size: 64, epochs: 1, batch_size: 4, width: 32, seeds: [0]}
+#       smoke: {num_train: 16, num_val: 8, image_size: 64, epochs: 1, batch_size: 4, width: 32, seeds: [0], parallel_runs: 1}
 #       cpu: {}
-#       full: {dataset: voc_aug, image_size: 512, num_train: 10582, num_val: 1449, backbone: resnet101, width: 256, epochs: 50, batch_size: 16, lr: 0.01, head_lr_mult: 0.1, weights: IMAGENET1K_V1}
+#       full: {dataset: voc_aug, image_size: 512, num_train: 10582, num_val: 1449, backbone: resnet101, width: 256, epochs: 50, batch_size: 16, optimizer: sgd, lr: 0.01, head_lr_mult: 0.1, weights: IMAGENET1K_V1, parallel_runs: 1, num_threads: 8}
 # ---
 
 # %% [markdown]
@@ -32,6 +32,13 @@
 # Two questions: is the dataset hard enough that context matters (FCN clearly below the context
 # models) and easy enough to learn on a CPU; and how many images per second each model trains,
 # which sets the budget of every later `cpu` profile.
+#
+# Two departures from the papers' recipe make anything learnable at this budget, both found by
+# the probes in `notes/feasibility_probes_2026-11-22.md` and `notes/feasibility_recipe.md`:
+# the offline dataset's background is grey and its objects coloured (generator version 2:
+# colour says *that* a pixel is an object, never *which* shape), and the optimiser is AdamW
+# (SGD from random initialisation stayed at the background-only floor for 10k presentations).
+# The `full` profile keeps the paper's SGD recipe and ImageNet backbone.
 
 # %%
 from typing import Literal  # noqa: F401  (parameter annotations)
@@ -46,14 +53,17 @@ weights: str = "none"  # none (random init), a torchvision weights name, or a fi
 output_stride: int = 16  # backbone output stride
 width: int = 128  # channels of ASPP, decoder and DSNet branches
 image_size: int = 128  # offline image side = training crop
-num_train: int = 400  # training images (offline dataset)
+num_train: int = 1000  # training images (offline dataset)
 num_val: int = 100  # validation images (offline dataset)
-epochs: int = 5  # training epochs
-batch_size: int = 8  # images per SGD step
-lr: float = 0.02  # backbone learning rate
+epochs: int = 6  # training epochs
+batch_size: int = 8  # images per optimiser step
+optimizer: Literal["sgd", "adamw"] = "adamw"  # paper: sgd; adamw at cpu (random init, see the notes)
+lr: float = 0.001  # backbone learning rate (DSNet: 0.01 with SGD and an ImageNet backbone)
+weight_decay: float = 1e-4  # SGD weight decay (DSNet: 1e-4) or AdamW's decoupled decay
 head_lr_mult: float = 1.0  # rest of the network relative to lr (DSNet text: 0.1, pretrained backbone)
 seeds: list[int] = [0, 1, 2]  # one training run per seed and model
-num_threads: int = 2  # torch CPU threads
+parallel_runs: int = 2  # training runs side by side (2 on 2 cores: ~30% more img/s than 1 x 2 threads)
+num_threads: int = 1  # torch CPU threads per run
 
 # %%
 import matplotlib.pyplot as plt
@@ -61,11 +71,16 @@ import pandas as pd
 import torch
 
 from repro.engine import TrainConfig
-from repro.experiments.supervised import DataSpec, train_and_evaluate
+from repro.experiments.supervised import (
+    DataSpec,
+    RunJob,
+    constant_prediction_scores,
+    train_and_evaluate_many,
+)
 from repro.results import Recorder
 from repro.viz.bars import plot_mean_std_bars
 
-torch.set_num_threads(num_threads)
+torch.set_num_threads(num_threads)  # this process's own work (the floor, the tables)
 model_configs = {
     "fcn": {},
     "deeplabv3plus": {"aspp_channels": width, "decoder_channels": width},
@@ -86,22 +101,28 @@ recorder = Recorder(
     setting={"dataset": dataset if dataset != "offline" else f"offline ({num_train} train / {num_val} val)",
              "backbone": f"{backbone} (OS {output_stride}, {'random init' if weights == 'none' else weights})",
              "resolution": f"{image_size}x{image_size}", "epochs": epochs, "batch": batch_size,
-             "seeds": len(seeds)},
+             "optimizer": f"{optimizer}, lr {lr}", "seeds": len(seeds),
+             "threads": f"{parallel_runs} run(s) side by side, {num_threads} thread(s) each"},
 )
 
 # %% [markdown]
 # ## Train every model with every seed
 
 # %%
-outcomes = []
-for name in models_to_run:
-    for seed in seeds:
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, head_lr_mult=head_lr_mult,
-                             seed=seed, eval_every=0)
-        outcome = train_and_evaluate(name, {**common, **model_configs[name]}, data, config)
-        outcomes.append(outcome)
-        print(f"{name} seed {seed}: mIoU {100 * outcome.metrics['miou']:.2f}, "
-              f"{outcome.train_seconds / 60:.1f} min, {outcome.train_images_per_s:.1f} img/s")
+# FCN last: with runs side by side, the one left alone at the end trains faster, and FCN's
+# time is not part of the DSNet/DeepLabv3+ overhead ratio.
+run_order = sorted(models_to_run, key=lambda name: name == "fcn")
+jobs = [
+    RunJob(name, {**common, **model_configs[name]}, data,
+           TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                       weight_decay=weight_decay, head_lr_mult=head_lr_mult, seed=seed,
+                       eval_every=0))
+    for name in run_order for seed in seeds
+]
+outcomes = train_and_evaluate_many(jobs, processes=parallel_runs, threads_per_process=num_threads)
+for outcome in outcomes:
+    print(f"{outcome.model} seed {outcome.seed}: mIoU {100 * outcome.metrics['miou']:.2f}, "
+          f"{outcome.train_seconds / 60:.1f} min, {outcome.train_images_per_s:.1f} img/s")
 
 # %% [markdown]
 # ## Results
@@ -116,6 +137,32 @@ rows = pd.DataFrame(
 recorder.save_table(rows, "per_seed")
 summary = rows.groupby("model", sort=False).agg(["mean", "std"]).drop(columns=["seed"]).round(2)
 summary
+
+# %% [markdown]
+# The floor: a network that has learned nothing predicts background everywhere. Every
+# comparison whose mIoUs all sit at this floor is inconclusive (the audit applies this rule).
+
+# %%
+val_set = data.build(seeds[0])[1]
+floor = constant_prediction_scores(val_set, class_index=0)
+recorder.add("reference/background_only/miou", 100 * floor["miou"], unit="%",
+             description="val mIoU of predicting background everywhere")
+print(f"background-only floor: {100 * floor['miou']:.2f} mIoU")
+
+# %% [markdown]
+# Per class: compact shapes (disc, square, triangle) against those with thin parts (ring,
+# cross, bar, star, crescent), where an output stride of 16 without a decoder loses detail.
+
+# %%
+class_names = val_set.class_names
+per_class = pd.DataFrame(
+    [{"model": o.model, "seed": o.seed,
+      **{name: 100 * (iou if iou is not None else float("nan"))
+         for name, iou in zip(class_names, o.metrics["per_class_iou"], strict=True)}}
+     for o in outcomes]
+)
+recorder.save_table(per_class, "per_class_iou")
+per_class.drop(columns=["seed"]).groupby("model", sort=False).mean().round(1)
 
 # %%
 for name in models_to_run:

@@ -89,6 +89,31 @@ def test_generation_properties() -> None:
     np.testing.assert_array_equal(generate_sample(params, "val", 2)[1], labels[2])
 
 
+def _saturation(pixels: np.ndarray) -> np.ndarray:
+    pixels = pixels.astype(np.float32)
+    return pixels.max(axis=-1) - pixels.min(axis=-1)
+
+
+def test_grey_background_colour_marks_objects_not_classes() -> None:
+    params = OfflineParameters(**{**TINY, "image_size": 64})
+    object_saturation = {}
+    for index in range(12):
+        image, label, _ = generate_sample(params, "train", index)
+        assert _saturation(image[label == 0]).max() == 0, "background pixels must be grey"
+        for value in np.unique(label[label > 0]):
+            object_saturation.setdefault(int(value), []).append(
+                float(_saturation(image[label == value]).mean())
+            )
+    assert np.mean([np.mean(v) for v in object_saturation.values()]) > 10
+    version_1 = OfflineParameters(**{**TINY, "image_size": 64}, grey_background=False)
+    backgrounds = [
+        _saturation(image[label == 0]).mean()
+        for image, label, _ in (generate_sample(version_1, "train", i) for i in range(6))
+    ]
+    assert max(backgrounds) > 10, "grey_background=False keeps the background's colour"
+    assert version_1.cache_key() != params.cache_key()
+
+
 def test_scribbles_stay_inside_their_class_region() -> None:
     params = OfflineParameters(**TINY)
     for index in range(4):

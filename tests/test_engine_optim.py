@@ -61,12 +61,23 @@ def test_optimizer_is_sgd_with_momentum_and_weight_decay():
     assert optimizer.defaults["weight_decay"] == 1e-4
 
 
+def test_adamw_keeps_the_two_learning_rates_and_decoupled_weight_decay():
+    config = TrainConfig(
+        epochs=1, batch_size=1, lr=0.002, optimizer="adamw", head_lr_mult=0.5, weight_decay=0.01
+    )
+    optimizer = build_optimizer(TinySegNet(), config)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert sorted(group["lr"] for group in optimizer.param_groups) == [0.001, 0.002]
+    assert optimizer.defaults["weight_decay"] == 0.01
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
         ("epochs", 0, "epochs must be an int >= 1"),
         ("lr", -1.0, "lr must be a finite number > 0"),
         ("loss", "focal", "loss must be one of"),
+        ("optimizer", "adam", "optimizer must be one of"),
         ("ohem_thresh", 1.5, "ohem_thresh must be in"),
         ("eval_scales", (), "eval_scales must be"),
         ("class_weights", (1.0, -2.0), "class_weights must be"),

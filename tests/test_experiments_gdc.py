@@ -187,3 +187,28 @@ def test_constant_prediction_floor(label_set) -> None:
     assert scores["miou"] == pytest.approx(background / present)  # IoU 0 for every other class
     with pytest.raises(ValueError, match="class_index"):
         constant_prediction_scores(label_set, class_index=label_set.num_classes)
+
+
+@pytest.mark.slow
+def test_runs_side_by_side_match_runs_in_process(tmp_path: Path) -> None:
+    from repro.engine import TrainConfig
+    from repro.experiments.supervised import RunJob, train_and_evaluate_many
+
+    data = DataSpec(crop_size=32, scale_range=(1.0, 1.0), root=str(tmp_path), offline=TINY)
+    jobs = [
+        RunJob(
+            "mobilenetv2",
+            {"width_mult": 0.25, "channels": 8},
+            data,
+            TrainConfig(epochs=1, batch_size=2, lr=0.01, seed=seed, eval_every=0),
+        )
+        for seed in (1, 0, 2)
+    ]
+    side_by_side = train_and_evaluate_many(jobs, processes=2, threads_per_process=1)
+    in_process = train_and_evaluate_many(jobs[:2], processes=1, threads_per_process=1)
+    assert [o.seed for o in side_by_side] == [1, 0, 2]
+    for parallel, serial in zip(side_by_side, in_process, strict=False):
+        assert parallel.metrics["miou"] == serial.metrics["miou"]
+        assert parallel.history[0]["loss"] == serial.history[0]["loss"]
+    with pytest.raises(ValueError, match="processes"):
+        train_and_evaluate_many(jobs, processes=0)

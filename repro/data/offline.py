@@ -9,10 +9,20 @@ a few irregular textured blobs that belong to the background, and one to four ob
 top of it. An object's class is its *shape* — disc, ring, square, triangle, cross, bar, star,
 crescent (the first ``num_classes - 1`` of them) — while its texture is a random crop of the same
 image pool, so texture and colour carry no information about the class: the same textures cover
-every class and the background. Objects are rotated at random, their size (the diameter of the
-circle they fit in) is drawn log-uniformly from ``scale_range`` (12 to 108 px by default, a 9×
-range within every class), and later objects occlude earlier ones. Ring, cross, bar, star and
-crescent have parts two to a few pixels thin.
+every class. Objects are rotated at random, their size (the diameter of the circle they fit in)
+is drawn log-uniformly from ``scale_range`` (12 to 108 px by default, a 9× range within every
+class), and later objects occlude earlier ones. Ring, cross, bar, star and crescent have parts
+two to a few pixels thin.
+
+Figure and ground (``grey_background``, the default since generator version 2): the background
+photo and its clutter blobs are desaturated, the objects keep their colour (grey textures get a
+random tint). Colour then tells *that* a pixel belongs to an object, never *which* class it is.
+Version 1 textured objects and background from the same colour pool, so an object was only a
+texture discontinuity, often invisible (a crop of the same photo on the same photo); dilated
+ResNet-18s trained from random initialisation then stayed at the background-only floor for the
+whole CPU budget (``notes/feasibility_probes_2026-11-22.md``, ``notes/feasibility_recipe.md``).
+The claims tested here are about gathering context to name a region, not about figure-ground
+segregation by texture, so the cue removes a difficulty the papers do not study.
 
 Every image also has scribbles in the spirit of ScribbleSup: each region of each class,
 background included, is eroded and skeletonised and a random part of its skeleton is kept as a
@@ -39,7 +49,8 @@ V-A: scribbles → SLIC-expanded labels → a small network trained on one image
 
 What it cannot show
 -------------------
-Absolute numbers: no paper number is comparable to a number measured here. There is no semantic
+Absolute numbers: no paper number is comparable to a number measured here. Figure-ground
+segregation is easier than in photographs (colour against grey, see above). There is no semantic
 co-occurrence between classes (a disc says nothing about what surrounds it), no ImageNet
 pre-training benefit (textures are arbitrary photos, backbones start from scratch), 128×128
 images instead of 512×512 crops, eight classes instead of 21 to 150, and synthetic scribbles
@@ -71,7 +82,7 @@ from repro.data.texture_pool import random_texture
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever generation changes, so that old caches are not reused."""
 
 COMPLETE_MARKER = "COMPLETE.json"
@@ -93,6 +104,7 @@ class OfflineParameters:
     scale_range: tuple[float, float] = (12.0, 108.0)
     max_objects: int = 4
     max_clutter_blobs: int = 3
+    grey_background: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -161,6 +173,10 @@ def _clutter_blob(
     return (rows - center[0]) ** 2 + (cols - center[1]) ** 2 <= outline**2
 
 
+def _desaturated(texture: np.ndarray) -> np.ndarray:
+    return np.repeat(texture.mean(axis=2, keepdims=True), 3, axis=2)
+
+
 def generate_sample(
     params: OfflineParameters, split: str, index: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,11 +189,12 @@ def generate_sample(
     rng = _image_rng(params, split, index)
     size = params.image_size
     rows, cols = np.indices((size, size)).astype(np.float32)
-    image = random_texture(rng, size)
+    background = _desaturated if params.grey_background else (lambda texture: texture)
+    image = background(random_texture(rng, size))
     label = np.zeros((size, size), dtype=np.uint8)
     for _ in range(int(rng.integers(0, params.max_clutter_blobs + 1))):
         blob = _clutter_blob(rng, rows, cols, size)
-        image[blob] = random_texture(rng, size)[blob]
+        image[blob] = background(random_texture(rng, size))[blob]
     shape_names = params.class_names[1:]
     low, high = params.scale_range
     for _ in range(int(rng.integers(1, params.max_objects + 1))):
@@ -283,6 +300,7 @@ def build_offline_dataset(
     scale_range: tuple[float, float] = (12.0, 108.0),
     max_objects: int = 4,
     max_clutter_blobs: int = 3,
+    grey_background: bool = True,
     seed: int = 0,
 ) -> Path:
     """Generate the offline dataset (or reuse its cache) and return its root.
@@ -296,6 +314,8 @@ def build_offline_dataset(
         scale_range: object extent range in pixels (log-uniform).
         max_objects: each image has 1..max_objects objects.
         max_clutter_blobs: each image has 0..this many textured background blobs.
+        grey_background: desaturate background and clutter, objects keep their colour
+            (see the module docstring); ``False`` is generator version 1's appearance.
         seed: generation seed.
 
     Returns:
@@ -314,6 +334,7 @@ def build_offline_dataset(
         scale_range=(float(scale_range[0]), float(scale_range[1])),
         max_objects=max_objects,
         max_clutter_blobs=max_clutter_blobs,
+        grey_background=grey_background,
         seed=seed,
     )
     cache_dir = Path(root).expanduser() if root is not None else default_cache_dir()

@@ -138,7 +138,7 @@ def build_dataset(
             ``scribble_dir``, ...). For ``offline`` also the generation parameters of
             :func:`~repro.data.offline.build_offline_dataset` (``num_classes``, ``image_size``,
             ``num_train``, ``num_val``, ``scale_range``, ``max_objects``,
-            ``max_clutter_blobs``) and ``data_seed``, its generation seed (``seed`` stays the
+            ``max_clutter_blobs``, ``grey_background``) and ``data_seed``, its generation seed (``seed`` stays the
             augmentation seed).
     """
     if name == "offline":

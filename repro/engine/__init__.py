@@ -4,7 +4,7 @@ DistributedDataParallel with synchronised batch norm).
 """
 
 from repro.engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from repro.engine.config import LOSSES, TrainConfig
+from repro.engine.config import LOSSES, OPTIMIZERS, TrainConfig
 from repro.engine.evaluate import evaluate
 from repro.engine.inference import MULTI_SCALE_EVAL_SCALES, predict_probabilities
 from repro.engine.losses import (
@@ -25,6 +25,7 @@ from repro.engine.train import EpochRecord, TrainResult, train
 
 __all__ = [
     "LOSSES",
+    "OPTIMIZERS",
     "MULTI_SCALE_EVAL_SCALES",
     "ConfusionMatrix",
     "CpuSyncBatchNorm",

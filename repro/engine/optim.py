@@ -39,11 +39,14 @@ def parameter_groups(model: nn.Module, lr: float, head_lr_mult: float) -> list[d
     return groups
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
-    """SGD (momentum, weight decay) over :func:`parameter_groups` of ``model``."""
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """``config.optimizer`` over :func:`parameter_groups` of ``model``: SGD with momentum and
+    weight decay (the papers'), or AdamW with decoupled weight decay (the ``cpu`` profiles')."""
     groups = parameter_groups(model, config.lr, config.head_lr_mult)
     if not any(group["params"] for group in groups):
         raise ValueError("model has no trainable parameters (all have requires_grad=False)")
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
         groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )

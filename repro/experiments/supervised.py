@@ -9,12 +9,16 @@ notebook resumes where it stopped.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from repro import models
 from repro.data import build_dataset, build_eval_transform, build_train_transform
@@ -125,6 +129,64 @@ def train_and_evaluate(
     )
 
 
+@dataclass(frozen=True)
+class RunJob:
+    """The arguments of one :func:`train_and_evaluate` call, to run in another process."""
+
+    model_name: str
+    model_config: dict[str, Any]
+    data: DataSpec
+    train_config: TrainConfig
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _run_job(job: RunJob) -> RunOutcome:
+    return train_and_evaluate(
+        job.model_name, job.model_config, job.data, job.train_config, progress=False
+    )
+
+
+def train_and_evaluate_many(
+    jobs: Sequence[RunJob], processes: int = 1, threads_per_process: int = 1
+) -> list[RunOutcome]:
+    """Run every job, ``processes`` at a time, each process with ``threads_per_process``.
+
+    On a 2-core CPU two single-threaded runs side by side train about 30% more images per
+    second in total than one run on two threads (small convolutions scale poorly over threads).
+    The outcomes come back in the order of ``jobs`` and do not depend on ``processes``; they do
+    depend on the thread count (float sums are reordered), so a table keeps one setting.
+    ``processes=1`` runs in this process, with a progress bar per run.
+    """
+    if processes < 1 or threads_per_process < 1:
+        raise ValueError(
+            f"processes and threads_per_process must be >= 1, got {processes}, "
+            f"{threads_per_process}"
+        )
+    if processes == 1:
+        torch.set_num_threads(threads_per_process)
+        return [
+            train_and_evaluate(job.model_name, job.model_config, job.data, job.train_config)
+            for job in jobs
+        ]
+    # The offline dataset is generated once here, not by several workers at the same time.
+    first_offline = next((job for job in jobs if job.data.dataset == "offline"), None)
+    if first_offline is not None:
+        first_offline.data.build(first_offline.train_config.seed)
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    with ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_worker_init, initargs=(threads_per_process,)
+    ) as pool:
+        futures = [pool.submit(_run_job, job) for job in jobs]
+        with tqdm(total=len(jobs), desc=f"runs ({processes} at a time)", unit="run") as bar:
+            for future in as_completed(futures):
+                future.result()  # raises the first failure at once
+                bar.update(1)
+        return [future.result() for future in futures]
+
+
 # GDC Table V rows -> registry names (the notebook's metric keys use the short names).
 PYRAMID_MODULE_MODELS: dict[str, str] = {
     "none": "mobilenetv2",
@@ -186,9 +248,7 @@ def constant_prediction_scores(dataset: Any, class_index: int = 0) -> dict[str, 
     (e.g. predicts background everywhere) scores exactly this.
     """
     if not 0 <= class_index < dataset.num_classes:
-        raise ValueError(
-            f"class_index must be in [0, {dataset.num_classes}), got {class_index!r}"
-        )
+        raise ValueError(f"class_index must be in [0, {dataset.num_classes}), got {class_index!r}")
     confusion = ConfusionMatrix(dataset.num_classes, ignore_index=dataset.ignore_index)
     for index in range(len(dataset)):
         label = torch.from_numpy(dataset.load_label(index).astype("int64"))
