@@ -65,4 +65,7 @@ def test_results_at_the_background_floor_are_inconclusive():
     floor = m(9.57)
     assert at_floor({"x/miou": m(9.57, 9.57, 9.57), "y/miou": m(9.5, 9.6, 9.55)}, floor)
     assert not at_floor({"x/miou": m(20, 21, 22), "y/miou": m(9.5, 9.6, 9.55)}, floor)
+    assert at_floor({"x/miou": m(8.5, 8.7, 8.6), "y/miou": m(9.3, 9.4, 9.35)}, floor), (
+        "below the floor is no better than the prior"
+    )
     assert not at_floor({"x/params": m(1.0)}, floor), "only mIoU is compared with the floor"
