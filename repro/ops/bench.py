@@ -101,8 +101,8 @@ def _synchronize(device: torch.device) -> None:
 
 
 DEFAULT_WARMUPS = 3
-"""Untimed runs before the timed ones: a single warm-up left the first implementation timed in
-a process paying for the allocator's growth (up to 25% slower on this 2-core machine)."""
+"""Untimed runs before the timed ones: with a single warm-up, the first implementation timed in a
+process still paid for the allocator's growth, and its median came out visibly slow."""
 
 
 def time_workload(
