@@ -8,8 +8,8 @@ from repro.audit.verdicts import (
     CONTRADICTED,
     INCONCLUSIVE,
     SUPPORTED,
-    _judge_close,
-    _judge_greater,
+    judge_close,
+    judge_greater,
 )
 from repro.results.recorder import Metric, summarise
 
@@ -34,22 +34,22 @@ def test_summarise_uses_sample_std():
     ],
 )
 def test_greater(a, b, expected):
-    verdict, reason = _judge_greater(a, {"b": b}, higher_is_better=True)
+    verdict, reason = judge_greater(a, {"b": b}, higher_is_better=True)
     assert verdict == expected, reason
 
 
 def test_greater_needs_every_b_and_respects_direction():
     a = m(10, 11, 12)
-    verdict, _ = _judge_greater(a, {"b1": m(1, 2, 3), "b2": m(10, 11, 12)}, True)
+    verdict, _ = judge_greater(a, {"b1": m(1, 2, 3), "b2": m(10, 11, 12)}, True)
     assert verdict == INCONCLUSIVE
-    verdict, _ = _judge_greater(m(1, 2, 3), {"b": m(10, 11, 12)}, higher_is_better=False)
+    verdict, _ = judge_greater(m(1, 2, 3), {"b": m(10, 11, 12)}, higher_is_better=False)
     assert verdict == SUPPORTED
 
 
 def test_close():
-    assert _judge_close(m(10, 11, 12), {"b": m(10.5, 11.5, 12.5)}, 0.0)[0] == SUPPORTED
-    assert _judge_close(m(10, 11, 12), {"b": m(20, 21, 22)}, 0.0)[0] == CONTRADICTED
-    assert _judge_close(m(10, 11, 12), {"b": m(20, 21, 22)}, 10.0)[0] == SUPPORTED
+    assert judge_close(m(10, 11, 12), {"b": m(10.5, 11.5, 12.5)}, 0.0)[0] == SUPPORTED
+    assert judge_close(m(10, 11, 12), {"b": m(20, 21, 22)}, 0.0)[0] == CONTRADICTED
+    assert judge_close(m(10, 11, 12), {"b": m(20, 21, 22)}, 10.0)[0] == SUPPORTED
 
 
 def test_metric_rejects_non_finite_and_mismatched_seeds():

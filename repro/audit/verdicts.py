@@ -64,7 +64,12 @@ def spread(a: Metric, b: Metric) -> float:
     return math.sqrt(a.std**2 + b.std**2)
 
 
-def _judge_greater(a: Metric, bs: dict[str, Metric], higher_is_better: bool) -> tuple[str, str]:
+def judge_greater(a: Metric, bs: dict[str, Metric], higher_is_better: bool) -> tuple[str, str]:
+    """The ``greater`` rule (module docstring) on two sides: ``(verdict, reason)``.
+
+    Public so that a notebook can state a check of its own with the audit's rule (the
+    feasibility study's "FCN clearly below the context models").
+    """
     sign = 1.0 if higher_is_better else -1.0
     margins = {key: (sign * (a.mean - b.mean), spread(a, b), b) for key, b in bs.items()}
     losses = [
@@ -88,7 +93,8 @@ def _judge_greater(a: Metric, bs: dict[str, Metric], higher_is_better: bool) -> 
     )
 
 
-def _judge_close(a: Metric, bs: dict[str, Metric], tolerance: float) -> tuple[str, str]:
+def judge_close(a: Metric, bs: dict[str, Metric], tolerance: float) -> tuple[str, str]:
+    """The ``close`` rule (module docstring) on two sides: ``(verdict, reason)``."""
     for key, b in bs.items():
         s = spread(a, b) + tolerance
         if abs(a.mean - b.mean) > s:
@@ -127,9 +133,9 @@ def judge(claim: Claim, profile: str = "cpu", results_root: Path | None = None) 
         )
         return Verdict(claim, INCONCLUSIVE, reason, result, a, bs, result.stale_reasons())
     if test.rule == "greater":
-        verdict, reason = _judge_greater(a, bs, test.higher_is_better)
+        verdict, reason = judge_greater(a, bs, test.higher_is_better)
     elif test.rule == "close":
-        verdict, reason = _judge_close(a, bs, test.tolerance or 0.0)
+        verdict, reason = judge_close(a, bs, test.tolerance or 0.0)
     else:
         raise ValueError(f"claim {claim.id!r}: unknown rule {test.rule!r}")
     return Verdict(claim, verdict, reason, result, a, bs, result.stale_reasons())
