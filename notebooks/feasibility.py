@@ -47,6 +47,12 @@
 # 128-pixel image can cut a large object's outline, the only thing that names its class
 # (`notes/feasibility_recipe.md`, probe of 2026-12-02: both FCN and DeepLabv3+ named more
 # shapes without it). The `full` profile keeps the papers' range.
+#
+# The budget is 9 epochs, as many as the slowest model (DeepLabv3+, about 11.5 images/s on one
+# thread) trains within the 15 minutes per run. The probes of 2026-12-02
+# (`notes/feasibility_recipe.md`, `notes/probes_2026-12-02/e9.json`) found the context models
+# still learning new shapes at 6 epochs: one seed of DSNet went from level with FCN at 6 epochs
+# to well above it at 9.
 
 # %%
 from typing import Literal  # noqa: F401  (parameter annotations)
@@ -65,7 +71,7 @@ num_classes: int = 9  # offline dataset: background + this many - 1 shapes (9: a
 train_scale_range: list[float] = [1.0, 1.0]  # random rescaling of training crops (papers: 0.5-2.0)
 num_train: int = 1000  # training images (offline dataset)
 num_val: int = 100  # validation images (offline dataset)
-epochs: int = 6  # training epochs
+epochs: int = 9  # training epochs (9: the slowest model's runs within 15 minutes)
 batch_size: int = 8  # images per optimiser step
 optimizer: Literal["sgd", "adamw"] = "adamw"  # paper: sgd; adamw at cpu (random init, see the notes)
 lr: float = 0.001  # backbone learning rate (DSNet: 0.01 with SGD and an ImageNet backbone)
