@@ -48,8 +48,8 @@
 # (`notes/feasibility_recipe.md`, probe of 2026-12-02: both FCN and DeepLabv3+ named more
 # shapes without it). The `full` profile keeps the papers' range.
 #
-# The budget is 9 epochs, as many as the slowest model (DeepLabv3+, about 11.5 images/s on one
-# thread) trains within the 15 minutes per run. The probes of 2026-12-02
+# The budget is 9 epochs, as many as the slowest model (DeepLabv3+) trains within the 15
+# minutes per run (its speed is measured below). The probes of 2026-12-02
 # (`notes/feasibility_recipe.md`, `notes/probes_2026-12-02/e9.json`) found the context models
 # still learning new shapes at 6 epochs: one seed of DSNet went from level with FCN at 6 epochs
 # to well above it at 9.
