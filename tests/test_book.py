@@ -98,6 +98,8 @@ def test_chapters_list_every_table_and_figure(site):
         page = text_of(site / f"{paper}.html")
         for item in items:
             assert item.what.split(":")[0][:30] in page, (paper, item.label)
+            if item.not_run:
+                assert "not run here" in page and item.not_run.split(":")[0] in page, item.label
 
 
 def test_no_page_requests_another_host(site):

@@ -77,7 +77,9 @@ def chapter_status(paper: str, specs: dict[str, NotebookSpec], frame: pd.DataFra
                     "item": item.label,
                     "what": item.what,
                     "notebook": "",
-                    "status": "not reproduced yet",
+                    "status": f"*not run* here: {item.not_run}"
+                    if item.not_run
+                    else "not reproduced yet",
                 }
             )
             continue
