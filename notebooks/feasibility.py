@@ -123,7 +123,8 @@ recorder = Recorder(
              else f"offline ({num_train} train / {num_val} val, {num_classes - 1} shapes)",
              "backbone": f"{backbone} (OS {output_stride}, {'random init' if weights == 'none' else weights})",
              "resolution": f"{image_size}x{image_size}", "epochs": epochs, "batch": batch_size,
-             "optimizer": f"{optimizer}, lr {lr}", "seeds": len(seeds),
+             "optimizer": f"{optimizer}, lr {lr} (backbone), {head_lr_mult:g} x lr (the rest)",
+             "seeds": len(seeds),
              "scale augmentation": "none" if train_scale_range == [1.0, 1.0]
              else f"{train_scale_range[0]}-{train_scale_range[1]}",
              "deep supervision": "aux X(4) loss, all models" if deep_supervision else "none",
