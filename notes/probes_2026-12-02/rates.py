@@ -3,6 +3,8 @@
 ``python rates.py TAG RATES MODELS [EPOCHS]``, e.g. ``rates.py r235 2,3,5 deeplabv3plus,dsnet``.
 The rates replace DeepLabv3's (6, 12, 18) in every model built in this process and in the
 spawned training processes (the patch runs at import, which spawn repeats in each child).
+Like ``probe.py`` and ``m.py`` it leaves ``TrainConfig.head_lr_mult`` at its default 0.1, unlike
+the notebooks of the same date (1.0); see ``notes/feasibility_recipe.md``.
 """
 
 import json
