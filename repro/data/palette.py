@@ -35,11 +35,13 @@ def voc_palette() -> np.ndarray:
     return palette
 
 
-def write_label_png(path: str | Path, label: np.ndarray) -> None:
-    """Write a class-index map as a VOC palette PNG.
+def label_image(label: np.ndarray) -> Image.Image:
+    """A class-index map as a VOC palette ("P") image, ready to save as PNG anywhere.
+
+    Separate from :func:`write_label_png` so a caller can save it to an open file (e.g. a
+    temporary that is renamed into place, :mod:`repro.safe_write`).
 
     Args:
-        path: destination file (parent folders are created).
         label: ``[H, W]`` integer array with values in ``0..255`` (255 = ignore).
     """
     label = np.asarray(label)
@@ -49,11 +51,22 @@ def write_label_png(path: str | Path, label: np.ndarray) -> None:
         raise ValueError(
             f"label: expected values in 0..255, got range {label.min()}..{label.max()}"
         )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # putpalette turns the greyscale ("L") image into a palette ("P") one, indices unchanged.
     image = Image.fromarray(label.astype(np.uint8))
     image.putpalette(voc_palette().reshape(-1).tolist())
+    return image
+
+
+def write_label_png(path: str | Path, label: np.ndarray) -> None:
+    """Write a class-index map as a VOC palette PNG (:func:`label_image`).
+
+    Args:
+        path: destination file (parent folders are created).
+        label: ``[H, W]`` integer array with values in ``0..255`` (255 = ignore).
+    """
+    image = label_image(label)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG", optimize=False)
 
 
@@ -61,7 +74,10 @@ def read_label_png(path: str | Path) -> np.ndarray:
     """Read a label PNG as an ``[H, W]`` uint8 array of class indices.
 
     A palette PNG gives its indices (not its colours); a greyscale PNG gives its values. An RGB
-    PNG is rejected because its colours would first need a colour-to-class table.
+    PNG is rejected because its colours would first need a colour-to-class table. A palette PNG
+    with a pixel index beyond its palette (other than :data:`IGNORE_INDEX`) is rejected: the
+    PNG standard makes that an error, and taking it as a class would invent a class nobody
+    drew (a scribble file cut short in an editor, say).
     """
     path = Path(path)
     if not path.is_file():
@@ -73,9 +89,26 @@ def read_label_png(path: str | Path) -> np.ndarray:
                 f"indices, got mode {image.mode!r}"
             )
         array = np.array(image)
+        if image.mode == "P":
+            _check_palette_indices(path, array, image.getpalette())
     if array.max(initial=0) > 255:
         raise ValueError(f"label file {path}: values above 255 found (max {array.max()})")
     return array.astype(np.uint8)
+
+
+def _check_palette_indices(path: Path, indices: np.ndarray, palette: list[int] | None) -> None:
+    """Raise ``ValueError`` for a pixel index with no palette entry (255 = ignore is allowed)."""
+    entries = 0 if palette is None else len(palette) // 3
+    if palette is None or entries >= IGNORE_INDEX:  # the VOC files: nothing to check, no cost
+        return
+    beyond = np.unique(indices[(indices >= entries) & (indices != IGNORE_INDEX)])
+    if beyond.size:
+        values = ", ".join(str(int(value)) for value in beyond[:5])
+        plural = "s" if beyond.size > 1 else ""
+        raise ValueError(
+            f"label file {path}: pixel value{plural} {values} beyond its {entries}-entry "
+            f"palette (only 0..{entries - 1} and {IGNORE_INDEX} = unlabelled are allowed)"
+        )
 
 
 def colorize_label(label: np.ndarray) -> np.ndarray:
