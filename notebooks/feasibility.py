@@ -63,26 +63,26 @@ from typing import Literal  # noqa: F401  (parameter annotations)
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 dataset: str = "offline"  # offline, or a real dataset name (full profile)
-models_to_run: list[str] = ["fcn", "deeplabv3plus", "dsnet"]  # registry names
+models_to_run: list[str] = ["fcn", "deeplabv3plus", "dsnet"]  # registry names [unique]
 backbone: str = "resnet18"  # torchvision ResNet, dilated
 weights: str = "none"  # none (random init), a torchvision weights name, or a file
-output_stride: int = 16  # backbone output stride
-width: int = 128  # channels of ASPP, decoder and DSNet branches
-image_size: int = 128  # offline image side = training crop
-num_classes: int = 9  # offline dataset: background + this many - 1 shapes (9: all eight)
-train_scale_range: list[float] = [1.0, 1.0]  # random rescaling of training crops (papers: 0.5-2.0)
-num_train: int = 1000  # training images (offline dataset)
-num_val: int = 100  # validation images (offline dataset)
-epochs: int = 9  # training epochs (9: the slowest model's runs within 15 minutes)
-batch_size: int = 8  # images per optimiser step
+output_stride: int = 16  # backbone output stride [>= 1]
+width: int = 128  # channels of ASPP, decoder and DSNet branches [>= 1]
+image_size: int = 128  # offline image side = training crop [>= 16]
+num_classes: int = 9  # offline dataset: background + this many - 1 shapes (9: all eight) [>= 2]
+train_scale_range: list[float] = [1.0, 1.0]  # random rescaling of training crops (papers: 0.5-2.0) [> 0, len 2]
+num_train: int = 1000  # training images (offline dataset) [>= 1]
+num_val: int = 100  # validation images (offline dataset) [>= 1]
+epochs: int = 9  # training epochs (9: the slowest model's runs within 15 minutes) [>= 1]
+batch_size: int = 8  # images per optimiser step [>= 1]
 optimizer: Literal["sgd", "adamw"] = "adamw"  # paper: sgd; adamw at cpu (random init, see the notes)
-lr: float = 0.001  # backbone learning rate (DSNet: 0.01 with SGD and an ImageNet backbone)
-weight_decay: float = 1e-4  # SGD weight decay (DSNet: 1e-4) or AdamW's decoupled decay
-head_lr_mult: float = 0.1  # rest of the network relative to lr (the DSNet text's 0.1)
+lr: float = 0.001  # backbone learning rate (DSNet: 0.01 with SGD and an ImageNet backbone) [> 0]
+weight_decay: float = 1e-4  # SGD weight decay (DSNet: 1e-4) or AdamW's decoupled decay [>= 0]
+head_lr_mult: float = 0.1  # rest of the network relative to lr (the DSNet text's 0.1) [> 0]
 deep_supervision: bool = False  # auxiliary FCN loss on X(4), for every model alike (DSNet Table 2 "DS")
-seeds: list[int] = [0, 1, 2]  # one training run per seed and model
-parallel_runs: int = 2  # training runs side by side (2 on 2 cores: ~30% more img/s than 1 x 2 threads)
-num_threads: int = 1  # torch CPU threads per run
+seeds: list[int] = [0, 1, 2]  # one training run per seed and model [>= 0, unique]
+parallel_runs: int = 2  # training runs side by side (2 on 2 cores: ~30% more img/s than 1 x 2 threads) [>= 1]
+num_threads: int = 1  # torch CPU threads per run [>= 1]
 
 # %%
 import matplotlib.pyplot as plt

@@ -51,17 +51,17 @@ from typing import Literal  # noqa: F401  (parameter annotations)
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 dataset: Literal["offline", "voc", "context"] = "offline"  # offline, or a real dataset (full)
-image_index: int = 0  # validation image used
-image_size: int = 128  # offline image side
-steps: int = 50  # optimisation steps (paper: 50)
-lr: float = 0.01  # learning rate (paper: 0.01)
+image_index: int = 0  # validation image used [>= 0]
+image_size: int = 128  # offline image side [>= 16]
+steps: int = 50  # optimisation steps (paper: 50) [>= 1]
+lr: float = 0.01  # learning rate (paper: 0.01) [> 0]
 optimizer: Literal["sgd", "adam"] = "adam"  # paper: sgd (see gdc_single_image)
-channels: int = 32  # width of the trainable part
-sigma: float = 0.2  # GDC sigma
-dilation: int = 6  # rate of the dilated convolution
+channels: int = 32  # width of the trainable part [>= 1]
+sigma: float = 0.2  # GDC sigma [> 0]
+dilation: int = 6  # rate of the dilated convolution [>= 1]
 weights: str = "none"  # MobileNetV2 weights (none = random)
-seeds: list[int] = [0, 1, 2]  # one optimisation per seed and layer
-num_threads: int = 1  # torch CPU threads
+seeds: list[int] = [0, 1, 2]  # one optimisation per seed and layer [>= 0, unique]
+num_threads: int = 1  # torch CPU threads [>= 1]
 
 # %%
 import matplotlib.pyplot as plt

@@ -42,13 +42,13 @@ from typing import Literal  # noqa: F401  (used by the parameter annotations bel
 # %% tags=["parameters"]
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
-sigmas: list[float] = [0.1, 0.3]  # two half-Gaussian sigmas, relative to the map side L
-draws: int = 100  # kernel draws per sigma (the paper: 100)
-kernel_size: int = 3  # odd kernel size
-map_size: int = 64  # L, the shortest side of the feature map, in pixels
+sigmas: list[float] = [0.1, 0.3]  # two half-Gaussian sigmas, relative to the map side L [> 0, increasing, len 2]
+draws: int = 100  # kernel draws per sigma (the paper: 100) [>= 1]
+kernel_size: int = 3  # odd kernel size [>= 1, odd]
+map_size: int = 64  # L, the shortest side of the feature map, in pixels [>= 1]
 offset_mode: Literal["per_tap", "shared"] = "per_tap"  # per tap (paper Eq. 3) or shared (GDPP Eq. 4)
 base: float = 0.0  # constant base offset b of the shared variant, in pixels
-seeds: list[int] = [0, 1, 2]  # one set of draws per seed
+seeds: list[int] = [0, 1, 2]  # one set of draws per seed [>= 0, unique]
 
 # %%
 import matplotlib.pyplot as plt

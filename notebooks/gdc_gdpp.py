@@ -74,28 +74,28 @@ from typing import Literal  # noqa: F401  (parameter annotations)
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 dataset: str = "offline"  # offline; voc (Table V at the paper's setting); cityscapes (Sec. V-B3)
-rows: list[str] = ["none", "aspp", "saspp", "gdpp"]  # Table V rows (offline / voc)
-image_size: int = 128  # offline image side = training crop
-num_train: int = 1000  # training images (offline dataset)
-num_val: int = 60  # validation images (offline dataset)
-width_mult: float = 0.5  # MobileNetV2 width multiplier (paper: 1.0)
-channels: int = 64  # channels of the context module and tail (DeepLabv3: 256)
-output_stride: int = 16  # backbone output stride
-rate_scale: float = 0.25  # multiplies the paper's dilations, GDC base and sigma (feature side / 33)
-num_eval_draws: int = 50  # GDPP offset draws averaged at evaluation
-epochs_50: int = 4  # epochs of the run that stands for the paper's 50-epoch budget
-epochs_100: int = 8  # epochs of the run that stands for the paper's 100-epoch budget (2x)
-batch_size: int = 4  # images per optimiser step
+rows: list[str] = ["none", "aspp", "saspp", "gdpp"]  # Table V rows (offline / voc) [unique]
+image_size: int = 128  # offline image side = training crop [>= 16]
+num_train: int = 1000  # training images (offline dataset) [>= 1]
+num_val: int = 60  # validation images (offline dataset) [>= 1]
+width_mult: float = 0.5  # MobileNetV2 width multiplier (paper: 1.0) [> 0]
+channels: int = 64  # channels of the context module and tail (DeepLabv3: 256) [>= 1]
+output_stride: int = 16  # backbone output stride [>= 1]
+rate_scale: float = 0.25  # multiplies the paper's dilations, GDC base and sigma (feature side / 33) [> 0]
+num_eval_draws: int = 50  # GDPP offset draws averaged at evaluation [>= 1]
+epochs_50: int = 4  # epochs of the run that stands for the paper's 50-epoch budget [>= 1]
+epochs_100: int = 8  # epochs of the run that stands for the paper's 100-epoch budget (2x) [>= 1]
+batch_size: int = 4  # images per optimiser step [>= 1]
 optimizer: Literal["sgd", "adamw"] = "adamw"  # paper: sgd; adamw at cpu (random init, feasibility)
-lr: float = 0.003  # learning rate (the paper: SGD at 0.028 with an ImageNet backbone)
-train_scale_range: list[float] = [1.0, 1.0]  # random rescaling of training crops (paper: 0.5-2.0)
-head_lr_mult: float = 1.0  # learning rate of everything outside the backbone, relative to lr
+lr: float = 0.003  # learning rate (the paper: SGD at 0.028 with an ImageNet backbone) [> 0]
+train_scale_range: list[float] = [1.0, 1.0]  # random rescaling of training crops (paper: 0.5-2.0) [> 0, len 2]
+head_lr_mult: float = 1.0  # learning rate of everything outside the backbone, relative to lr [> 0]
 loss: Literal["ce", "weighted_ce"] = "ce"  # ce (paper) or class-weighted CE (GDC Eq. 5-6)
 weights: str = "none"  # none (random init) or a torchvision weights name / file (full: ImageNet)
 cityscapes_backbone: str = "resnet101"  # backbone of the Cityscapes comparison (paper: ResNet-101)
-seeds: list[int] = [0, 1, 2]  # one training run per seed, row and budget
-parallel_runs: int = 2  # training runs side by side (the feasibility study's setting)
-num_threads: int = 1  # torch CPU threads per run
+seeds: list[int] = [0, 1, 2]  # one training run per seed, row and budget [>= 0, unique]
+parallel_runs: int = 2  # training runs side by side (the feasibility study's setting) [>= 1]
+num_threads: int = 1  # torch CPU threads per run [>= 1]
 
 # %%
 import matplotlib.pyplot as plt

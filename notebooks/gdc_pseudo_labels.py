@@ -72,30 +72,30 @@ profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 dataset: str = "offline"  # offline; voc_aug (Table II) or context (Table III) with scribbles
 train_split: str = "train"  # split whose images get pseudo labels and train the network
-image_size: int = 128  # offline image side = training crop
-num_train: int = 400  # training images (offline dataset): each costs one single-image run
-num_val: int = 60  # validation images (offline dataset)
-si_steps: int = 50  # single-image procedure: SGD steps per image (paper: 50)
-si_num_draws: int = 10  # single-image procedure: stochastic passes averaged (paper: 50)
-si_sigma: float = 0.2  # single-image GDC sigma relative to the map side (paper: 0.2)
-si_channels: int = 64  # width of the single-image network's trainable part
+image_size: int = 128  # offline image side = training crop [>= 16]
+num_train: int = 400  # training images (offline dataset): each costs one single-image run [>= 1]
+num_val: int = 60  # validation images (offline dataset) [>= 1]
+si_steps: int = 50  # single-image procedure: SGD steps per image (paper: 50) [>= 1]
+si_num_draws: int = 10  # single-image procedure: stochastic passes averaged (paper: 50) [>= 1]
+si_sigma: float = 0.2  # single-image GDC sigma relative to the map side (paper: 0.2) [> 0]
+si_channels: int = 64  # width of the single-image network's trainable part [>= 1]
 si_weights: str = "none"  # MobileNetV2 weights of the single-image network (none = random)
-pseudo_seed: int = 0  # seed of the pseudo-label generation (one set, shared by every run)
+pseudo_seed: int = 0  # seed of the pseudo-label generation (one set, shared by every run) [>= 0]
 network: Literal["mobilenetv2", "fcn"] = "mobilenetv2"  # DeepLab-v1-like: backbone + classifier
 backbone: str = "mobilenet_v2"  # mobilenet_v2 (mobilenetv2), or a dilated ResNet (fcn)
-width_mult: float = 0.5  # MobileNetV2 width multiplier
-channels: int = 64  # classifier channels (mobilenetv2)
+width_mult: float = 0.5  # MobileNetV2 width multiplier [> 0]
+channels: int = 64  # classifier channels (mobilenetv2) [>= 1]
 weights: str = "none"  # its backbone weights: none (random init) or a torchvision name / file
-epochs: int = 20  # training epochs per run
-batch_size: int = 4  # images per optimiser step
+epochs: int = 20  # training epochs per run [>= 1]
+batch_size: int = 4  # images per optimiser step [>= 1]
 optimizer: Literal["sgd", "adamw"] = "adamw"  # paper: sgd; adamw at cpu (random init, feasibility)
-lr: float = 0.003  # learning rate (the full profile: SGD at 0.01)
-train_scale_range: list[float] = [1.0, 1.0]  # random rescaling of training crops (paper: 0.5-2.0)
+lr: float = 0.003  # learning rate (the full profile: SGD at 0.01) [> 0]
+train_scale_range: list[float] = [1.0, 1.0]  # random rescaling of training crops (paper: 0.5-2.0) [> 0, len 2]
 loss: Literal["ce", "weighted_ce"] = "ce"  # ce (paper) or class-weighted CE (GDC Eq. 5-6)
-sources: list[str] = ["gdc_pseudo", "scribbles", "full"]  # label sources to train on
-seeds: list[int] = [0, 1, 2]  # one training run per seed and label source
-parallel_runs: int = 1  # training runs side by side (2 on a free 2-core machine)
-num_threads: int = 1  # torch CPU threads per run
+sources: list[str] = ["gdc_pseudo", "scribbles", "full"]  # label sources to train on [unique]
+seeds: list[int] = [0, 1, 2]  # one training run per seed and label source [>= 0, unique]
+parallel_runs: int = 1  # training runs side by side (2 on a free 2-core machine) [>= 1]
+num_threads: int = 1  # torch CPU threads per run [>= 1]
 
 # %%
 import matplotlib.pyplot as plt

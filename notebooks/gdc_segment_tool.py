@@ -51,11 +51,11 @@ from typing import Literal  # noqa: F401  (parameter annotations)
 # %% tags=["parameters"]
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
-images: list[str] = ["astronaut", "coffee", "chelsea"]  # examples/scribbles/<name>.png
-steps: int = 50  # the tool's --steps
-draws: int = 50  # the tool's --draws
-repeats: int = 5  # timed runs per image (seeds 0..repeats-1)
-num_threads: int = 1  # torch CPU threads
+images: list[str] = ["astronaut", "coffee", "chelsea"]  # examples/scribbles/<name>.png [unique]
+steps: int = 50  # the tool's --steps [>= 1]
+draws: int = 50  # the tool's --draws [>= 1]
+repeats: int = 5  # timed runs per image (seeds 0..repeats-1) [>= 1]
+num_threads: int = 1  # torch CPU threads [>= 1]
 
 # %%
 import os

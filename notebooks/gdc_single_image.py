@@ -55,21 +55,21 @@ from typing import Literal  # noqa: F401  (parameter annotations)
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 dataset: Literal["offline", "voc", "context"] = "offline"  # offline, or a real dataset (full)
-num_images: int = 16  # validation images segmented per configuration and seed
-image_size: int = 128  # offline image side
-num_classes: int = 9  # offline classes (background + shapes)
-steps: int = 50  # optimisation steps per image (paper: 50)
-lr: float = 0.01  # learning rate (paper: 0.01)
+num_images: int = 16  # validation images segmented per configuration and seed [>= 1]
+image_size: int = 128  # offline image side [>= 16]
+num_classes: int = 9  # offline classes (background + shapes) [>= 2]
+steps: int = 50  # optimisation steps per image (paper: 50) [>= 1]
+lr: float = 0.01  # learning rate (paper: 0.01) [> 0]
 optimizer: Literal["sgd", "adam"] = "adam"  # paper: sgd; adam here, see the check cell
-momentum: float = 0.9  # SGD momentum (not in the paper)
-num_draws: int = 50  # averaged test-time passes of GDC / uniform (paper: 50)
-channels: int = 32  # width of the trainable part (the paper does not give it)
-sigmas: list[float] = [0.05, 0.1, 0.2, 0.3, 0.5]  # Table IV sweep (paper: 0.1, 0.2, 0.3)
-dilations: list[int] = [6, 16, 24]  # Table I's dilation rates
+momentum: float = 0.9  # SGD momentum (not in the paper) [>= 0, < 1]
+num_draws: int = 50  # averaged test-time passes of GDC / uniform (paper: 50) [>= 1]
+channels: int = 32  # width of the trainable part (the paper does not give it) [>= 1]
+sigmas: list[float] = [0.05, 0.1, 0.2, 0.3, 0.5]  # Table IV sweep (paper: 0.1, 0.2, 0.3) [> 0, unique]
+dilations: list[int] = [6, 16, 24]  # Table I's dilation rates [>= 1, unique]
 weights: str = "none"  # MobileNetV2 weights: none (random), a torchvision name, or a file
-sgd_check_steps: int = 50  # steps of the SGD-vs-Adam loss check (0 = skip)
-seeds: list[int] = [0, 1, 2]  # one pass over the images per seed
-num_threads: int = 1  # torch CPU threads (1 was faster than 2 on the shared 2-core machine)
+sgd_check_steps: int = 50  # steps of the SGD-vs-Adam loss check (0 = skip) [>= 0]
+seeds: list[int] = [0, 1, 2]  # one pass over the images per seed [>= 0, unique]
+num_threads: int = 1  # torch CPU threads (1 was faster than 2 on the shared 2-core machine) [>= 1]
 
 # %%
 import time

@@ -36,12 +36,12 @@ from typing import Literal  # noqa: F401  (parameter annotations)
 # %% tags=["parameters"]
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
-num_classes: int = 9  # background + shape classes
-image_size: int = 128  # square image side, pixels
-num_train: int = 1000  # training images
-num_val: int = 200  # validation images
-data_seed: int = 0  # generation seed
-gallery_images: int = 6  # images shown in the gallery
+num_classes: int = 9  # background + shape classes [>= 2]
+image_size: int = 128  # square image side, pixels [>= 16]
+num_train: int = 1000  # training images [>= 1]
+num_val: int = 200  # validation images [>= 1]
+data_seed: int = 0  # generation seed [>= 0]
+gallery_images: int = 6  # images shown in the gallery [>= 1]
 
 # %%
 import shutil

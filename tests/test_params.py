@@ -87,3 +87,63 @@ def test_resolve_rejects_unknown_profile_and_key():
     with pytest.raises(ParameterError, match="set by `repro run`"):
         spec.resolve("smoke", {"output_dir": "/tmp"})
     assert spec.resolve("smoke", {"draws": "5"})["draws"] == 5
+
+
+CONSTRAINED = """
+profile: str = "smoke"
+output_dir: str = "."
+draws: int = 100  # kernel draws (the paper: 100) [>= 1]
+sigmas: list[float] = [0.1, 0.3]  # half-Gaussian sigmas [> 0, increasing, len 2]
+kernel_size: int = 3  # odd size [>= 1, odd]
+seeds: list[int] = [0, 1]  # one run per seed [>= 0, unique]
+base: float = 0.0  # any finite offset
+"""
+
+
+@pytest.fixture
+def constrained():
+    return {p.name: p for p in parse_parameters_cell(CONSTRAINED)}
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("draws", "0", "0 is not >= 1"),
+        ("sigmas", "0,0.3", "0.0 is not > 0"),
+        ("sigmas", "nan,inf", "nan is not a finite number"),
+        ("sigmas", "0.1,,0.3", "empty item"),
+        ("sigmas", "0.1,", "empty item"),
+        ("sigmas", "-1,0.3", "-1.0 is not > 0"),
+        ("sigmas", "0.3,0.1", "strictly increasing"),
+        ("sigmas", "0.1,0.2,0.3", "expected 2 items"),
+        ("kernel_size", "4", "4 is not odd"),
+        ("seeds", "0,0", "0 repeated"),
+        ("seeds", "[0, -1]", "-1 is not >= 0"),
+        ("base", "inf", "not a finite number"),
+        ("base", "nan", "not a finite number"),
+    ],
+)
+def test_declared_constraints_reject_values(constrained, name, raw, message):
+    with pytest.raises(ParameterError) as error:
+        constrained[name].coerce(raw)
+    assert repr(name) in str(error.value) and message in str(error.value)
+
+
+def test_constraints_are_split_from_the_help_and_shown(constrained):
+    assert constrained["draws"].help == "kernel draws (the paper: 100)"
+    assert constrained["sigmas"].type_label == "list[float] [> 0, increasing, len 2]"
+    assert constrained["base"].constraints.describe() == ""
+    assert constrained["seeds"].coerce("2,1") == [2, 1]
+
+
+def test_unknown_constraint_or_bad_default_is_the_notebooks_bug():
+    with pytest.raises(ValueError, match="unknown constraint 'positive'"):
+        parse_parameters_cell("draws: int = 1  # draws [positive]\n")
+    with pytest.raises(ParameterError, match="0 is not >= 1"):
+        parse_parameters_cell("draws: int = 0  # draws [>= 1]\n")
+
+
+def test_every_seed_list_of_the_notebooks_is_declared_unique():
+    for spec in discover().values():
+        if "seeds" in spec.parameters:
+            assert "unique" in spec.parameters["seeds"].constraints.flags, spec.name

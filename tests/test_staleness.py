@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -12,7 +13,8 @@ import pytest
 
 from repro.notebooks.spec import load_spec
 from repro.paths import notebooks_dir
-from repro.results.store import load_result
+from repro.results.recorder import Metric
+from repro.results.store import RunResult, load_result
 
 NAME = "gdc_fig10_sampling"
 
@@ -29,7 +31,7 @@ def project(tmp_path, monkeypatch) -> Path:
     folder.mkdir(parents=True)
     nbformat.write(spec.read(), folder / f"{NAME}.ipynb")
     record = {
-        "metrics": {"radius/sigma_small": {"values": [1.0, 2.0]}},
+        "metrics": {"radius/sigma_small": asdict(Metric([1.0, 2.0]))},
         "parameters": spec.resolve("cpu"),
         "provenance": {"notebook_sha256": hashlib.sha256(source.read_bytes()).hexdigest()},
         "sources": {},
@@ -40,7 +42,7 @@ def project(tmp_path, monkeypatch) -> Path:
 
 def stale(project: Path, sources: dict[str, str] | None = None) -> list[str]:
     result = load_result(NAME, "cpu", project / "results")
-    assert result is not None
+    assert isinstance(result, RunResult), result
     if sources is not None:
         result.sources = sources
     return result.stale_reasons()
@@ -68,8 +70,19 @@ def test_editing_its_profile_makes_it_stale(project):
 
 
 def test_editing_a_cell_makes_it_stale(project):
+    edit(project, ".abs().sum(dim=1) > 0", ".abs().sum(dim=1) >= 0")
+    assert stale(project) == ["notebook changed"]
+
+
+def test_editing_comments_or_layout_of_code_keeps_it_current(project):
     edit(project, "moving = tap_directions", "moving = (tap_directions")
-    edit(project, ".abs().sum(dim=1) > 0", ".abs().sum(dim=1) > 0)")
+    edit(project, ".abs().sum(dim=1) > 0", ".abs().sum(dim=1) > 0)  # a new comment")
+    edit(project, "# kernel draws per sigma", "# draws of the kernel per sigma")
+    assert stale(project) == []
+
+
+def test_editing_markdown_makes_it_stale(project):
+    edit(project, "## Draw the kernels", "## Drawing the kernels")
     assert stale(project) == ["notebook changed"]
 
 

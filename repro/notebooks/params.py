@@ -7,9 +7,11 @@ assignment, optionally with a help comment::
     offset_mode: Literal["per_tap", "shared"] = "per_tap"
 
 Supported types: ``int``, ``float``, ``str``, ``bool``, ``list[int|float|str]`` and
-``Literal[...]`` (a closed set of values). Values given on the command line are strings;
-:meth:`Parameter.coerce` turns them into the declared type or raises
-:class:`ParameterError` naming the parameter and what is allowed.
+``Literal[...]`` (a closed set of values). The help comment may end with constraints in
+brackets (``# draws per sigma [>= 1]``; see :mod:`repro.notebooks.constraints`). Values given
+on the command line are strings; :meth:`Parameter.coerce` turns them into the declared type
+and checks the constraints, or raises :class:`ParameterError` naming the parameter and what
+is allowed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import ast
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from repro.notebooks.constraints import Constraints, split_help
 
 SCALAR_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
 RESERVED = ("profile", "output_dir")
@@ -38,15 +42,27 @@ class Parameter:
     help: str = ""
     item_type: str | None = None  # element type of a list
     extra: dict[str, Any] = field(default_factory=dict)
+    constraints: Constraints = field(default_factory=Constraints)
 
     @property
     def type_label(self) -> str:
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        return self.type_name
+        described = self.constraints.describe()
+        return f"{self.type_name} [{described}]" if described else self.type_name
 
     def coerce(self, raw: Any) -> Any:
-        """Convert ``raw`` (a command-line string or a Python value) to the declared type."""
+        """Convert ``raw`` (a command-line string or a Python value) to the declared type and
+        check the declared constraints."""
+        value = self._convert(raw)
+        problem = self.constraints.violation(value)
+        if problem:
+            raise ParameterError(
+                f"parameter {self.name!r}: got {raw!r}: {problem} (expected {self.type_label})"
+            )
+        return value
+
+    def _convert(self, raw: Any) -> Any:
         if self.choices:
             value = raw
             if isinstance(raw, str) and not any(isinstance(c, str) for c in self.choices):
@@ -72,7 +88,13 @@ class Parameter:
                         f"parameter {self.name!r}: {raw!r} is not a JSON list ({error.msg})"
                     ) from None
             else:
-                items = [part for part in text.split(",") if part.strip()]
+                items = text.split(",")
+                if len(items) > 1 and not all(part.strip() for part in items):
+                    raise ParameterError(
+                        f"parameter {self.name!r}: {raw!r} has an empty item (two commas, or "
+                        "one at an end)"
+                    )
+                items = [part for part in items if part.strip()]
         if not isinstance(items, list | tuple) or not items:
             raise ParameterError(
                 f"parameter {self.name!r}: got {raw!r}, expected a non-empty {self.type_name} "
@@ -145,6 +167,10 @@ def parse_parameters_cell(source: str) -> list[Parameter]:
         type_name, item_type, choices = _annotation_to_type(stmt.annotation, name)
         default = ast.literal_eval(stmt.value)
         line = lines[stmt.lineno - 1]
-        help_text = line.split("#", 1)[1].strip() if "#" in line else ""
-        params.append(Parameter(name, type_name, default, choices, help_text, item_type))
+        help_text, constraints = split_help(line.split("#", 1)[1] if "#" in line else "", name)
+        param = Parameter(
+            name, type_name, default, choices, help_text, item_type, constraints=constraints
+        )
+        param.coerce(default)  # a default that breaks its own constraints is the notebook's bug
+        params.append(param)
     return params
