@@ -68,7 +68,9 @@ class Constraints:
         if "unique" in self.flags and len(set(value)) != len(value):
             repeated = sorted({v for v in value if value.count(v) > 1}, key=str)
             return f"items must be distinct, {', '.join(map(repr, repeated))} repeated"
-        if "increasing" in self.flags and any(a >= b for a, b in zip(value, value[1:])):
+        if "increasing" in self.flags and any(
+            a >= b for a, b in zip(value, value[1:], strict=False)
+        ):
             return "items must be strictly increasing"
         return None
 
