@@ -10,9 +10,10 @@ import pytest
 
 from repro.audit.claims import load_claims
 from repro.audit.reported import load_reported
+from repro.cli.main import main
 from repro.notebooks import discover
-from repro.results.store import load_result
-from repro.site.build import build_book
+from repro.notebooks.spec import PROFILES
+from repro.results.store import RunResult, broken_results, load_result
 
 RESOURCE_ATTRIBUTES = {
     "script": "src",
@@ -56,8 +57,21 @@ class ResourceCollector(HTMLParser):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    index = build_book(tmp_path_factory.mktemp("book"))
-    return index.parent
+    """The book built as CI builds it: ``repro book --strict`` fails on a broken result."""
+    out = tmp_path_factory.mktemp("book")
+    assert main(["book", "--out", str(out), "--strict"]) == 0, "see the broken results above"
+    return out / "_build" / "html"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_no_committed_result_is_broken(profile):
+    broken = broken_results(profile)
+    assert not broken, "\n".join(result.describe() for result in broken)
+
+
+def test_strict_audit_of_the_committed_results_passes(capsys):
+    assert main(["audit", "--strict"]) == 0, capsys.readouterr().err
+    assert "broken results" not in capsys.readouterr().out
 
 
 def text_of(page: Path) -> str:
@@ -83,10 +97,11 @@ def test_audit_page_shows_reported_and_reproduced_values(site):
     with_numbers = [c for c in claims if c.reported]
     first = reported.loc[with_numbers[0].reported[0]]
     assert str(first["value"]) in audit
-    measured = [c for c in claims if c.test and load_result(c.test.notebook, "cpu")]
+    results = {c.id: load_result(c.test.notebook, "cpu") for c in claims if c.test}
+    measured = [c for c in claims if isinstance(results.get(c.id), RunResult)]
     assert measured, "no claim has a cpu result: the audit would show only 'not run'"
     for claim in measured:
-        result = load_result(claim.test.notebook, "cpu")
+        result = results[claim.id]
         if claim.test.a in result.metrics:
             assert result.metrics[claim.test.a].format() in audit, claim.id
 

@@ -151,3 +151,51 @@ def test_non_finite_conv_offsets_do_not_spread(backend):
     inputs["offset"][1, 4, 3, 3] = float("nan")
     output = call(conv, inputs)
     assert torch.isfinite(output).all()
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize(
+    "shape", [(2, 0, 6, 7), (2, 4, 0, 7), (2, 4, 6, 0)], ids=["C0", "H0", "W0"]
+)
+def test_zero_channels_or_empty_map_are_refused_naming_input(backend, shape):
+    """Only the batch may be empty: C = 0 or H x W = 0 is a ValueError on every backend."""
+    conv, points = BACKENDS[backend]
+    batch, channels, height, width = shape
+    message = r"input must have at least one channel and a non-empty H x W.*got shape"
+    with pytest.raises(ValueError, match=message + rf" \({batch}, {channels}, {height}, {width}\)"):
+        points(torch.zeros(shape, dtype=torch.float64), torch.zeros(batch, 6, height, width))
+    inputs = conv_inputs()
+    inputs["input"] = torch.zeros(shape, dtype=torch.float64)
+    with pytest.raises(ValueError, match=message):
+        call(conv, inputs)
+
+
+HALF_TOLERANCE = {torch.float16: 2e-2, torch.bfloat16: 1e-1}
+
+
+@pytest.mark.parametrize("dtype", list(HALF_TOLERANCE), ids=["f16", "bf16"])
+def test_half_precision_on_cpu_is_computed_in_float32(dtype):
+    """As torchvision's CPU deform_conv2d, half precision is accepted on CPU (module docstring):
+    the result is the float32 op's, rounded to the input's dtype, and so are the gradients."""
+    inputs = make_conv_inputs(ConvCase(with_mask=True), dtype=dtype, seed=3, requires_grad=True)
+    output = call(ops.dynamic_sampling_conv2d, inputs)
+    assert output.dtype == dtype
+    single = {k: v.detach().float().requires_grad_() for k, v in inputs.items() if v is not None}
+    expected = call(ops.dynamic_sampling_conv2d, {**inputs, **single})
+    torch.testing.assert_close(output, expected.to(dtype), rtol=0, atol=0)
+    exact = call(
+        reference.dynamic_sampling_conv2d, {k: v.detach().double() for k, v in single.items()}
+    )
+    torch.testing.assert_close(
+        output.double(), exact, rtol=HALF_TOLERANCE[dtype], atol=HALF_TOLERANCE[dtype]
+    )
+    output.float().sum().backward()
+    expected.sum().backward()
+    for name, tensor in single.items():
+        assert inputs[name].grad.dtype == dtype, name
+        torch.testing.assert_close(inputs[name].grad, tensor.grad.to(dtype), rtol=0, atol=0)
+
+    input, offset = make_point_inputs(dtype=dtype, seed=3)
+    sampled = ops.sample_points(input, offset)
+    assert sampled.dtype == dtype
+    torch.testing.assert_close(sampled, ops.sample_points(input.float(), offset.float()).to(dtype))

@@ -8,7 +8,8 @@ import pandas as pd
 
 from repro.audit.claims import Claim, load_claims
 from repro.audit.reported import load_reported
-from repro.audit.verdicts import NOT_RUN, Verdict, judge
+from repro.audit.verdicts import BROKEN, NOT_RUN, Verdict, judge
+from repro.results.store import BrokenResult, broken_results
 
 
 def _reported_text(claim: Claim, reported: pd.DataFrame) -> tuple[str, str]:
@@ -36,6 +37,30 @@ def _reproduced_text(verdict: Verdict) -> str:
     parts = [f"{test.a}: {verdict.a.format()}"]
     parts += [f"{key}: {metric.format()}" for key, metric in verdict.b.items()]
     return "; ".join(parts)
+
+
+def _to_run(verdict: Verdict, profile: str) -> str:
+    """The command that would give a verdict: the paper's setting, or a re-run of a broken file."""
+    if verdict.verdict == NOT_RUN:
+        return verdict.claim.full_command or ""
+    if verdict.verdict == BROKEN and verdict.claim.test is not None:
+        return f"repro run {verdict.claim.test.notebook} --profile {profile}"
+    return ""
+
+
+def audit_broken(
+    profile: str = "cpu", paper: str | None = None, results_root: Path | None = None
+) -> list[BrokenResult]:
+    """The broken results at ``profile`` that the audit reports.
+
+    Every broken ``metrics.json`` at the profile, including those of notebooks no claim tests;
+    with ``paper``, only those of the notebooks its claims test.
+    """
+    broken = broken_results(profile, results_root)
+    if paper is None:
+        return broken
+    notebooks = {c.test.notebook for c in load_claims() if c.paper == paper and c.test}
+    return [b for b in broken if b.notebook in notebooks]
 
 
 def audit_verdicts(
@@ -68,7 +93,8 @@ def audit_frame(
                 "verdict": verdict.verdict,
                 "why": verdict.reason,
                 "stale": ", ".join(stale),
-                "to run": (claim.full_command or "") if verdict.verdict == NOT_RUN else "",
+                "checked by": verdict.result.staleness_rule() if verdict.result else "",
+                "to run": _to_run(verdict, profile),
             }
         )
     return pd.DataFrame(rows)

@@ -9,6 +9,8 @@ of the difference of two single runs):
 * *inconclusive*: otherwise (within the spread), and always when a side has n < 2, since one
   run has no measured spread;
 * *not run*: the notebook has no result at this profile, or lacks a metric;
+* *broken*: the notebook's ``metrics.json`` at this profile cannot be read as a result
+  (truncated, empty, not an object, NaN, keys missing); the reason names the file;
 * *reported only*: the claim compares with other papers' numbers and cannot be tested here.
 
 A ``close`` claim ("a and b agree") is supported when ``|m_a − m_b| ≤ spread + tolerance``.
@@ -29,14 +31,15 @@ from pathlib import Path
 
 from repro.audit.claims import Claim
 from repro.results.recorder import Metric
-from repro.results.store import RunResult, load_result
+from repro.results.store import BrokenResult, RunResult, load_result
 
 SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive"
 NOT_RUN = "not run"
+BROKEN = "broken"
 REPORTED_ONLY = "reported only"
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN, REPORTED_ONLY)
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN, BROKEN, REPORTED_ONLY)
 FLOOR_KEY = "reference/background_only/miou"
 FLOOR_MARGIN = 0.5  # points of mIoU
 
@@ -113,6 +116,8 @@ def judge(claim: Claim, profile: str = "cpu", results_root: Path | None = None) 
     result = load_result(test.notebook, profile, results_root)
     if result is None:
         return Verdict(claim, NOT_RUN, f"no {profile} result of notebook {test.notebook!r} yet")
+    if isinstance(result, BrokenResult):
+        return Verdict(claim, BROKEN, f"broken result: {result.describe()}")
     keys = [test.a, *test.b]
     absent = [k for k in keys if k not in result.metrics]
     if absent:

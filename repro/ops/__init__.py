@@ -5,7 +5,8 @@ from context (DSNet Eq. 2), GDC at half-Gaussian points (GDC Eq. 1-4), DDSM at N
 positions per pixel, DCNv2 at self-predicted points with a modulation mask (DCNv2 Eq. 3).
 
 * ``dynamic_sampling_conv2d``: drop-in for ``torchvision.ops.deform_conv2d`` (same
-  arguments, offset and mask layout).
+  arguments, offset and mask layout; float16/bfloat16 on CPU computed in float32, zero
+  channels or an empty ``H x W`` refused: see ``repro.ops.functional``).
 * ``sample_points``: P bilinear reads per position, output ``[B, C, P, H, W]``.
 * ``backend``: which implementation is active (``"compiled (cpu[, cuda])"`` or
   ``"reference"``).

@@ -99,6 +99,19 @@ def _check_floating(input: torch.Tensor) -> None:
         raise TypeError(f"input must be a floating point tensor, got dtype {input.dtype}")
 
 
+def _check_non_empty(input: torch.Tensor) -> None:
+    """Only the batch of ``input`` may be empty (an empty batch gives an empty output).
+
+    Zero channels or an empty ``H x W`` leave nothing to sample from: refused, as
+    ``weight`` with an empty dimension and an output smaller than 1 x 1 are.
+    """
+    if any(size == 0 for size in input.shape[1:]):
+        raise ValueError(
+            "input must have at least one channel and a non-empty H x W ([B, C, H, W] with "
+            f"C, H, W >= 1; only B may be 0), got shape {tuple(input.shape)}"
+        )
+
+
 def check_conv_arguments(
     input: torch.Tensor,
     offset: torch.Tensor,
@@ -119,6 +132,7 @@ def check_conv_arguments(
     _check_rank(offset, "offset", 4, "[B, 2*offset_groups*kh*kw, Ho, Wo]")
     _check_rank(weight, "weight", 4, "[C_out, C_in/groups, kh, kw]")
     _check_floating(input)
+    _check_non_empty(input)
     _check_same_kind(input, offset, "offset")
     _check_same_kind(input, weight, "weight")
     if bias is not None:
@@ -208,6 +222,7 @@ def check_point_arguments(
     _check_rank(input, "input", 4, "[B, C, H, W]")
     _check_rank(offset, "offset", 4, "[B, 2*P*offset_groups, H, W]")
     _check_floating(input)
+    _check_non_empty(input)
     _check_same_kind(input, offset, "offset")
     if isinstance(offset_groups, bool) or not isinstance(offset_groups, int) or offset_groups < 1:
         raise ValueError(f"offset_groups must be a positive int, got {offset_groups!r}")

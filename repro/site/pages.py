@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
@@ -18,7 +19,7 @@ from repro.audit.table import audit_frame
 from repro.audit.verdicts import VERDICTS
 from repro.notebooks import NotebookSpec, discover
 from repro.paths import results_dir
-from repro.results.store import RunResult, load_result
+from repro.results.store import BrokenResult, RunResult, broken_results, load_result
 from repro.site.catalogue import CATALOGUE, PAPERS
 
 BOOK_PROFILE = "cpu"
@@ -37,12 +38,29 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows]) + "\n"
 
 
-def audit_page(frame: pd.DataFrame) -> str:
+def broken_admonition(broken: Sequence[BrokenResult]) -> str:
+    """A warning naming each broken result file, why it is broken and how to write it anew."""
+    if not broken:
+        return ""
+    lines = [
+        "```{warning}",
+        f"{len(broken)} result file(s) cannot be read and are shown as **broken**; "
+        "everything else is rendered from the other results.",
+        "",
+    ]
+    for result in broken:
+        lines.append(f"- `{result.shown_path}`: {result.reason}. Re-run: `{result.rerun}`.")
+    return "\n".join([*lines, "```", ""])
+
+
+def audit_page(frame: pd.DataFrame, broken: Sequence[BrokenResult] = ()) -> str:
+    """The audit: broken results first, then the verdict counts and one table per paper."""
     counts = frame["verdict"].value_counts() if not frame.empty else pd.Series(dtype=int)
     summary = pd.DataFrame(
         {"verdict": list(VERDICTS), "claims": [int(counts.get(v, 0)) for v in VERDICTS]}
     )
-    parts = ["## Summary\n", markdown_table(summary)]
+    parts = [broken_admonition(broken)] if broken else []
+    parts += ["## Summary\n", markdown_table(summary)]
     columns = [
         "claim",
         "statement",
@@ -86,11 +104,7 @@ def chapter_status(paper: str, specs: dict[str, NotebookSpec], frame: pd.DataFra
         for spec in notebooks:
             result = load_result(spec.name, BOOK_PROFILE)
             status = "no `cpu` result yet" if result is None else _status(result)
-            link = (
-                f"[{spec.name}](generated/notebooks/{spec.name}.ipynb)"
-                if result
-                else f"`{spec.name}`"
-            )
+            link = f"`{spec.name}`" if result is None else _page_link(spec.name, result)
             rows.append({"item": item.label, "what": item.what, "notebook": link, "status": status})
     table = markdown_table(pd.DataFrame(rows))
     claims = frame[frame["paper"] == paper.upper()] if not frame.empty else frame
@@ -101,10 +115,27 @@ def chapter_status(paper: str, specs: dict[str, NotebookSpec], frame: pd.DataFra
     return table
 
 
-def _status(result: RunResult) -> str:
+def _page_link(name: str, result: RunResult | BrokenResult) -> str:
+    suffix = "md" if isinstance(result, BrokenResult) else "ipynb"
+    return f"[{name}](generated/notebooks/{name}.{suffix})"
+
+
+def _status(result: RunResult | BrokenResult) -> str:
+    if isinstance(result, BrokenResult):
+        return f"**broken**: `{result.shown_path}`: {result.reason}"
     stale = result.stale_reasons()
     date = result.provenance.get("date", "")[:10]
     return f"reproduced at `cpu` ({date})" + (f", **stale**: {', '.join(stale)}" if stale else "")
+
+
+def _rule_text(result: RunResult) -> str:
+    """Which check decided whether the result is current (see repro.results.fingerprint)."""
+    if result.staleness_rule() == "fingerprint":
+        return (
+            f"Checked by behaviour: the notebook's smoke fingerprint (`{result.fingerprint}` when "
+            "this result was produced) against the current code's."
+        )
+    return "Checked by source files: the package files the notebook imported, by their hashes."
 
 
 def provenance_cell(result: RunResult) -> str:
@@ -129,9 +160,22 @@ def provenance_cell(result: RunResult) -> str:
         )
         if stale
         else f"Re-run: `repro run {result.notebook} --profile {result.profile} [-p KEY VALUE ...]`.",
+        "",
+        _rule_text(result),
         "```",
     ]
     return "\n".join(lines)
+
+
+def broken_page(spec: NotebookSpec, result: BrokenResult, target: Path) -> None:
+    """The page of a notebook whose result is broken: which file, why, and the re-run."""
+    text = (
+        f"# {spec.title}\n\n```{{warning}}\nThe `{result.profile}` result of this notebook is "
+        f"**broken**: `{result.shown_path}`: {result.reason}. Nothing of it is shown; re-run "
+        f"it with `{result.rerun}`.\n```\n"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
 
 
 def result_notebook(result: RunResult, target: Path) -> None:
@@ -173,9 +217,13 @@ def write_metric_snippets(
     A chapter may include a snippet of a notebook that has no result yet: it then gets a
     placeholder saying so, rather than a broken build.
     """
+    broken: dict[str, BrokenResult] = {}
     for spec in specs.values():
         result = load_result(spec.name, BOOK_PROFILE)
         if result is None:
+            continue
+        if isinstance(result, BrokenResult):
+            broken[spec.name] = result
             continue
         folder = generated / "metrics" / spec.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -188,10 +236,20 @@ def write_metric_snippets(
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 notebook = path.parent.name
-                path.write_text(
-                    f"*Not run yet at `{BOOK_PROFILE}`: `repro run {notebook} --profile "
-                    f"{BOOK_PROFILE}` produces this table.*\n"
-                )
+                path.write_text(_missing_snippet(notebook, broken.get(notebook)))
+
+
+def _missing_snippet(notebook: str, broken: BrokenResult | None) -> str:
+    """What a chapter shows in place of a table its notebook's result does not provide."""
+    if broken is not None:
+        return (
+            f"*The `{BOOK_PROFILE}` result is **broken** (`{broken.shown_path}`: "
+            f"{broken.reason}): `{broken.rerun}` writes it anew.*\n"
+        )
+    return (
+        f"*Not run yet at `{BOOK_PROFILE}`: `repro run {notebook} --profile "
+        f"{BOOK_PROFILE}` produces this table.*\n"
+    )
 
 
 def write_generated(source: Path) -> dict[str, list[str]]:
@@ -202,7 +260,7 @@ def write_generated(source: Path) -> dict[str, list[str]]:
     (generated / "notebooks").mkdir(parents=True)
     specs = discover()
     frame = audit_frame(BOOK_PROFILE)
-    (generated / "audit.md").write_text(audit_page(frame))
+    (generated / "audit.md").write_text(audit_page(frame, broken_results(BOOK_PROFILE)))
     sections: dict[str, list[str]] = {paper: [] for paper in PAPERS}
     sections["project"] = []
     for paper in PAPERS:
@@ -211,7 +269,10 @@ def write_generated(source: Path) -> dict[str, list[str]]:
         result = load_result(spec.name, BOOK_PROFILE)
         if result is None:
             continue
-        result_notebook(result, generated / "notebooks" / f"{spec.name}.ipynb")
+        if isinstance(result, BrokenResult):
+            broken_page(spec, result, generated / "notebooks" / f"{spec.name}.md")
+        else:
+            result_notebook(result, generated / "notebooks" / f"{spec.name}.ipynb")
         sections.setdefault(spec.paper or "project", []).append(f"generated/notebooks/{spec.name}")
     write_metric_snippets(generated, specs, source)
     for page in extra_pages(generated):
