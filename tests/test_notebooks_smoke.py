@@ -12,6 +12,7 @@ import pytest
 
 from repro.notebooks import runner
 from repro.notebooks.spec import discover
+from repro.results.fingerprint import load_fingerprints
 
 NOTEBOOKS = sorted(discover())
 
@@ -37,3 +38,11 @@ def test_notebook_runs_at_smoke(name, tmp_path, offline_cache, monkeypatch):
     assert (folder / f"{name}.ipynb").is_file()
     for figure in (folder / "figures").glob("*.png") if (folder / "figures").is_dir() else []:
         assert figure.stat().st_size > 1_000, f"{figure} is (nearly) empty"
+    # The behavioural check behind "current" (repro.results.fingerprint): the committed
+    # fingerprint must be what the code computes now, or the book would vouch for results
+    # the code no longer produces.
+    committed = load_fingerprints().get(name, {}).get("fingerprint")
+    assert record["fingerprint"]["value"] == committed, (
+        f"{name}: the smoke fingerprint changed ({committed} -> "
+        f"{record['fingerprint']['value']}); re-run its results, then `repro fingerprint {name}`"
+    )

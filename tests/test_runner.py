@@ -132,7 +132,7 @@ def test_successful_run_replaces_previous_results(tmp_path, monkeypatch):
 
     def execute(notebook, output_path, cwd, **kwargs):
         (Path(cwd) / "metrics.json").write_text(json.dumps({"metrics": {}, "marker": "new"}))
-        Path(output_path).write_text("{}")
+        nbformat.write(nbformat.v4.new_notebook(), output_path)
 
     monkeypatch.setattr(papermill, "execute_notebook", execute)
     folder = runner.run_notebook(NAME, {}, "smoke", tmp_path / "results", progress=False)
@@ -148,7 +148,7 @@ def _fake_execute(marker: str, before_write=None):
         if before_write is not None:
             before_write()
         (Path(cwd) / "metrics.json").write_text(json.dumps({"metrics": {}, "marker": marker}))
-        Path(output_path).write_text("{}")
+        nbformat.write(nbformat.v4.new_notebook(), output_path)
 
     return execute
 

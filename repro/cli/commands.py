@@ -8,7 +8,14 @@ import os
 import platform
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from repro.results.store import BrokenResult
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -46,26 +53,34 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from repro.notebooks import ParameterError, get_notebook
-    from repro.notebooks.runner import RunFailed, run_notebook
+    from repro.notebooks.runner import RunFailed, RunRefused, check_output_root, run_notebook
 
     overrides: dict[str, str] = {}
     for key, value in args.parameter:
         if key in overrides:
             return _error(f"parameter {key!r} given twice")
         overrides[key] = value
+    if args.out is not None and not args.out.strip():
+        return _error("--out: empty path; give a folder, or leave --out out for results/")
+    out_root = Path(args.out) if args.out else None
     try:
         spec = get_notebook(args.name)
         spec.resolve(args.profile, overrides)
-    except ParameterError as error:
+        if out_root is not None:
+            check_output_root(out_root)
+    except (ParameterError, RunRefused) as error:
         return _error(str(error))
-    out_root = Path(args.out) if args.out else None
     print(f"running {spec.name} at profile {args.profile} ...", file=sys.stderr)
     try:
         folder = run_notebook(
             spec.name, overrides, args.profile, out_root, progress=not args.no_progress, spec=spec
         )
+    except RunRefused as error:
+        return _error(str(error))
     except RunFailed as error:
-        return _error(str(error), EXIT_FAIL)
+        # A run stopped by a signal exits as the shell expects of one (130 Ctrl-C, 143 SIGTERM).
+        code = 128 + error.signal_number if error.signal_number else EXIT_FAIL
+        return _error(str(error), code)
     metrics = json.loads((folder / "metrics.json").read_text())
     print(f"results: {folder}")
     for key, metric in metrics.get("metrics", {}).items():
@@ -74,16 +89,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from repro.audit.table import audit_frame
+    from repro.audit.table import audit_broken, audit_frame
+    from repro.notebooks.spec import PROFILES
 
+    if args.profile not in PROFILES:
+        return _error(f"unknown profile {args.profile!r}; known profiles: {', '.join(PROFILES)}")
     frame = audit_frame(args.profile, args.paper)
     if frame.empty:
         print("no claims registered")
-        return EXIT_OK
+    else:
+        _print_audit(frame)
+    broken = audit_broken(args.profile, args.paper)
+    _print_broken(broken)
+    return _strict_exit(broken, args.profile, args.strict)
+
+
+def _print_audit(frame: pd.DataFrame) -> None:
+    """One block per claim (verdict, statement, numbers, why), then the verdict counts."""
     for _, row in frame.iterrows():
         print(
             f"[{row['verdict'].upper()}] {row['paper']} {row['claim']}"
-            + (f"  (STALE: {row['stale']})" if row["stale"] else "")
+            + (f"  (STALE by {row['checked by']}: {row['stale']})" if row["stale"] else "")
         )
         for label in ("statement", "reported", "reproduced", "our setting", "why", "to run"):
             if row[label]:
@@ -98,18 +124,62 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print()
     counts = frame["verdict"].value_counts().to_dict()
     print("verdicts: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+def _print_broken(broken: Sequence[BrokenResult]) -> None:
+    """Name every broken result file, its reason and the command that writes it anew."""
+    if not broken:
+        return
+    print(f"\nbroken results ({len(broken)}):")
+    for result in broken:
+        print(f"  {result.describe()}")
+        print(f"    re-run: {result.rerun}")
+
+
+def _strict_exit(broken: Sequence[BrokenResult], profile: str, strict: bool) -> int:
+    """Exit 1 when ``--strict`` was given and some result is broken, else 0."""
+    if broken and strict:
+        return _error(f"{len(broken)} broken result(s) at profile {profile} (--strict)", EXIT_FAIL)
     return EXIT_OK
 
 
 def cmd_book(args: argparse.Namespace) -> int:
+    from repro.paths import book_dir
+    from repro.results.store import broken_results
     from repro.site.build import BookBuildError, build_book
+    from repro.site.pages import BOOK_PROFILE
 
+    out = Path(args.out) if args.out else None
+    problem = output_folder_problem(out or book_dir())
+    if problem:
+        return _error(f"--out {problem}")
     try:
-        index = build_book(Path(args.out) if args.out else None)
+        index = build_book(out)
     except BookBuildError as error:
         return _error(str(error), EXIT_FAIL)
     print(f"book built: {index}")
-    return EXIT_OK
+    broken = broken_results(BOOK_PROFILE)
+    _print_broken(broken)
+    return _strict_exit(broken, BOOK_PROFILE, args.strict)
+
+
+def output_folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot receive the book (``None`` when it can), found before any work.
+
+    The folder must be a folder (or creatable: its nearest existing parent a writable folder)
+    and writable; a regular file, or a path below one, is refused.
+    """
+    folder = folder.absolute()
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is" if existing == folder else f"is below {existing}, which is"
+        return f"{folder} {where} a file; expected a folder (the site goes to OUT/_build/html)"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == folder else f" (its parent {existing})"
+        return f"{folder}{where} is not writable"
+    return None
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -137,14 +207,24 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"sampling ops: not importable ({error})")
     try:
         from repro.data import find_datasets
+        from repro.data.registry import default_data_root
 
         found = find_datasets()
-        print("datasets:")
+        print(f"datasets (data root {default_data_root()}: $REPRO_DATA_ROOT, else ~/data):")
         for name, path in found.items():
-            print(f"  {name}: {path or 'not found'}")
+            print(f"  {name}: {path or _dataset_not_found(name)}")
     except ImportError as error:
         print(f"datasets: the data package is not importable ({error})")
     return EXIT_OK
+
+
+def _dataset_not_found(name: str) -> str:
+    """``not found (looked in <folder>; missing <paths>)`` for a real dataset."""
+    from repro.data.registry import DATASET_MARKERS, dataset_root
+
+    root = dataset_root(name)
+    missing = [marker for marker in DATASET_MARKERS[name] if not (root / marker).exists()]
+    return f"not found (looked in {root}; missing {', '.join(missing)})"
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -164,4 +244,28 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     for name in models.available():
         print(f"{name}: {models.describe(name)}")
+    return EXIT_OK
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> int:
+    from repro.notebooks import discover
+    from repro.results.fingerprint import update_fingerprints
+    from repro.results.store import RunResult, load_result
+
+    specs = discover()
+    unknown = [name for name in args.names if name not in specs]
+    if unknown:
+        return _error(f"unknown notebook {unknown[0]!r}; available: {', '.join(specs)}")
+    current = update_fingerprints(args.names or list(specs))
+    for name, value in current.items():
+        result = load_result(name, args.profile)
+        if not isinstance(result, RunResult):
+            status = "no result" if result is None else "broken result"
+        elif result.fingerprint is None:
+            status = "result has no fingerprint (judged by its sources)"
+        else:
+            status = (
+                "current" if result.fingerprint == value else f"stale (result {result.fingerprint})"
+            )
+        print(f"{name}: {value}  {args.profile}: {status}")
     return EXIT_OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -44,18 +45,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="results root instead of results/ (writes OUT/NAME/PROFILE)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # argparse reads a value such as "-1,0.3" or "-1e-3" as an option (it only knows "-1" and
+    # "-0.5" as numbers); `run` has no option that starts with a digit, so none is lost.
+    p._negative_number_matcher = re.compile(r"^-\.?[0-9]")
     p.set_defaults(func=commands.cmd_run)
 
     p = sub.add_parser("audit", help="the reported-vs-reproduced table of every claim")
     p.add_argument("--paper", choices=["dsnet", "gdc", "ddsm"], help="only this paper's claims")
-    p.add_argument("--profile", default="cpu", help="which results to audit (default: cpu)")
+    p.add_argument(
+        "--profile", default="cpu", help="which results to audit: smoke | cpu | full (default: cpu)"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="exit 1 when a result is broken (CI); else exit 0"
+    )
     p.set_defaults(func=commands.cmd_audit)
 
     p = sub.add_parser("book", help="build the book (static site) from the committed results")
     p.add_argument(
         "--out", default=None, help="write the site to OUT/_build/html (default: book/_build/html)"
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 after the build when a result is broken (CI); else broken results are only "
+        "shown as such",
+    )
     p.set_defaults(func=commands.cmd_book)
+
+    p = sub.add_parser(
+        "fingerprint",
+        help="re-run notebooks at smoke and store their behavioural fingerprints (staleness)",
+    )
+    p.add_argument("names", nargs="*", help="notebooks (default: all)")
+    p.add_argument("--profile", default="cpu", help="whose results to compare (default: cpu)")
+    p.set_defaults(func=commands.cmd_fingerprint)
 
     p = sub.add_parser("doctor", help="versions, compiled ops, CUDA, datasets found")
     p.set_defaults(func=commands.cmd_doctor)

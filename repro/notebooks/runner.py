@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from repro.notebooks.scrub import scrub_file
 from repro.notebooks.spec import NotebookSpec, get_notebook
 from repro.paths import failed_runs_dir, package_dir, results_dir
 from repro.results import provenance
@@ -191,6 +192,18 @@ def collect_abandoned(final: Path, out_root: Path | None) -> list[Path]:
     return moved
 
 
+def _staging_folder(final: Path, profile: str) -> Path:
+    """A fresh staging folder beside ``final``, with the permissions of a plain ``mkdir``.
+
+    ``mkdtemp`` makes it private (0700), and it becomes the results folder on success.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{profile}.staging-{os.getpid()}-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
+
+
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """An exclusive lock on ``folder`` (flock on the folder itself: no lock file to leave)."""
@@ -282,6 +295,34 @@ def _failure_text(error: BaseException) -> str:
     return "\n".join(lines[:_MESSAGE_LINES])
 
 
+def _fingerprint(
+    spec: NotebookSpec, profile: str, record: dict[str, Any], out_root: Path | None
+) -> dict[str, Any]:
+    """The behavioural fingerprint of the code this run used (:mod:`repro.results.fingerprint`).
+
+    A smoke run is its own fingerprint; any other profile runs the notebook at smoke once
+    more (seconds to a minute). A run into the project's own results also refreshes the
+    notebook's current fingerprint.
+    """
+    from repro.results import fingerprint as fp
+
+    if profile == fp.FINGERPRINT_PROFILE:
+        entry = {
+            "fingerprint": fp.fingerprint_of(record["metrics"]),
+            "sources": record.get("sources", {}),
+        }
+    else:
+        try:
+            with tempfile.TemporaryDirectory(prefix="repro-fingerprint-") as workdir:
+                entry = fp.compute_fingerprint(spec.name, Path(workdir))
+        except RunFailed as error:  # the result stands; it is judged by its sources instead
+            log.warning("no fingerprint for this result: %s", error)
+            return {"value": None, "profile": fp.FINGERPRINT_PROFILE, "error": str(error)}
+    if out_root is None:
+        fp.store_fingerprint(spec.name, entry)
+    return {"value": entry["fingerprint"], "profile": fp.FINGERPRINT_PROFILE}
+
+
 def run_notebook(
     name: str,
     overrides: dict[str, Any] | None = None,
@@ -309,7 +350,7 @@ def run_notebook(
     collect_abandoned(final, out_root)
     had_previous = (final / METRICS_FILE).exists()
     stamp_at_start = _stamp(final)
-    staging = Path(tempfile.mkdtemp(prefix=f".{profile}.staging-{os.getpid()}-", dir=final.parent))
+    staging = _staging_folder(final, profile)
     _kernel_environment()
     # papermill cannot read Literal[...] annotations and warns "unknown parameter" for them;
     # the parameters were validated above against the declared ones, so that warning is noise.
@@ -337,7 +378,12 @@ def run_notebook(
         record["provenance"] = provenance.collect(
             notebook_hash, time.perf_counter() - started, _seeds(parameters)
         )
+        record["fingerprint"] = _fingerprint(spec, profile, record, out_root)
         metrics_path.write_text(json.dumps(record, indent=2) + "\n")
+        scrub_file(
+            staging / f"{spec.name}.ipynb",
+            {str(staging.resolve()): ".", str(final.resolve()): "."},
+        )
         (staging / KERNEL_LOG).unlink(missing_ok=True)
     except (Exception, KeyboardInterrupt, Terminated) as error:
         kept = _keep_failed(staging, spec.name, profile, out_root)

@@ -1,0 +1,141 @@
+"""Behavioural fingerprints: is a committed result still what the code computes?
+
+A result used to be stale when any package file its notebook imported changed, so every
+refactor cost hours of re-runs. Instead, each notebook has a *fingerprint*: a hash of the
+metrics its ``smoke`` profile produces (seconds to a minute, deterministic on CPU), without
+timings. A result records the fingerprint of the code that produced it; after a change,
+``repro fingerprint`` re-runs every notebook at ``smoke`` and writes the current ones to
+``results/fingerprints.json``. A result is current when the two agree: a change that does
+not change behaviour keeps every result current, a change of a default or of what a module
+computes makes the results it touches stale.
+
+The current fingerprints are only as fresh as the code they were computed from: the file
+keeps the hashes of the package sources the smoke run imported, and when those differ from
+the working tree the result reads "unverified" until ``repro fingerprint`` runs again (CI
+recomputes them and fails when a committed one is out of date).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from repro.paths import results_dir
+from repro.results.provenance import changed_sources
+
+FINGERPRINT_PROFILE = "smoke"
+FINGERPRINTS_FILE = "fingerprints.json"
+SIGNIFICANT_DIGITS = 6
+"""Values are rounded to this many digits: the same seed on CPU gives the same metrics, but
+summation order may differ in the last bits between builds of the same library."""
+
+_TIMING_WORDS = ("time", "seconds", "minutes", "per_s", "wall", "speed", "latency", "ms")
+
+
+def is_timing(key: str) -> bool:
+    """Whether a metric key is a measurement of speed, which no fingerprint may depend on."""
+    leaf = key.rsplit("/", 1)[-1].lower()
+    return any(word in leaf for word in _TIMING_WORDS)
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        if not math.isfinite(value) or value == 0:
+            return repr(value)
+        return float(f"{value:.{SIGNIFICANT_DIGITS - 1}e}")
+    return value
+
+
+def fingerprint_of(metrics: dict[str, dict[str, Any]]) -> str | None:
+    """The fingerprint of a smoke run's ``metrics`` (mean, std and n of every non-timing key).
+
+    ``None`` when every metric is a timing (a speed benchmark): nothing behavioural to vouch
+    with, so such a notebook's results are judged by their source files.
+    """
+    kept = {
+        key: [_rounded(metric.get(field)) for field in ("mean", "std", "n")]
+        for key, metric in sorted(metrics.items())
+        if not is_timing(key)
+    }
+    if not kept:
+        return None
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fingerprints_path(root: Path | None = None) -> Path:
+    return (root or results_dir()) / FINGERPRINTS_FILE
+
+
+def load_fingerprints(root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The current fingerprints by notebook (empty when never computed or unreadable)."""
+    try:
+        data = json.loads(fingerprints_path(root).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def compute_fingerprint(name: str, workdir: Path) -> dict[str, Any]:
+    """Run notebook ``name`` at the fingerprint profile in ``workdir``; its entry."""
+    from repro.notebooks.runner import run_notebook
+
+    folder = run_notebook(name, {}, FINGERPRINT_PROFILE, workdir, progress=False)
+    record = json.loads((folder / "metrics.json").read_text())
+    return {"fingerprint": fingerprint_of(record["metrics"]), "sources": record.get("sources", {})}
+
+
+def store_fingerprint(name: str, entry: dict[str, Any], root: Path | None = None) -> None:
+    """Record ``entry`` as notebook ``name``'s current fingerprint (written atomically)."""
+    current = load_fingerprints(root)
+    current[name] = entry
+    path = fingerprints_path(root)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(json.dumps(dict(sorted(current.items())), indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def update_fingerprints(names: Iterable[str], root: Path | None = None) -> dict[str, str | None]:
+    """Recompute the fingerprints of ``names`` and store them; return name → fingerprint."""
+    computed = {}
+    with tempfile.TemporaryDirectory(prefix="repro-fingerprint-") as workdir:
+        for name in tqdm(list(names), desc="fingerprints (smoke runs)", unit="notebook"):
+            entry = compute_fingerprint(name, Path(workdir))
+            store_fingerprint(name, entry, root)
+            computed[name] = entry["fingerprint"]
+    return computed
+
+
+def fingerprint_verdict(
+    notebook: str, recorded: str | None, root: Path | None = None
+) -> tuple[str, list[str]] | None:
+    """``(rule, reasons)`` of the behavioural check, or ``None`` when it cannot decide.
+
+    It cannot decide for a result without a recorded fingerprint or a notebook without a
+    current one; the caller then falls back to comparing source files.
+    """
+    entry = load_fingerprints(root).get(notebook)
+    if recorded is None or not isinstance(entry, dict) or not entry.get("fingerprint"):
+        return None
+    changed = changed_sources(entry.get("sources", {}))
+    if changed:
+        shown = ", ".join(changed[:3]) + (
+            f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        )
+        return "fingerprint", [
+            f"unverified: package source changed since the fingerprints were computed ({shown}); "
+            "run `repro fingerprint`"
+        ]
+    if entry["fingerprint"] != recorded:
+        return "fingerprint", [
+            f"behaviour changed: smoke fingerprint {entry['fingerprint']} differs from the "
+            f"result's {recorded}"
+        ]
+    return "fingerprint", []

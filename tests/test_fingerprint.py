@@ -1,0 +1,110 @@
+"""Behavioural staleness: a result is current while its notebook's smoke fingerprint holds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from test_staleness import NAME, project  # noqa: F401  (the fixture)
+
+from repro.paths import package_dir
+from repro.results import fingerprint as fp
+from repro.results.provenance import imported_source_hashes
+from repro.results.recorder import Metric
+from repro.results.store import RunResult, load_result
+
+
+def metrics(**values: list[float]) -> dict[str, dict]:
+    return {key.replace("__", "/"): asdict(Metric(v)) for key, v in values.items()}
+
+
+def test_fingerprint_ignores_timings_and_last_bits_but_not_results():
+    base = fp.fingerprint_of(metrics(a__miou=[0.5, 0.6], a__train_images_per_s=[10.0]))
+    assert base == fp.fingerprint_of(metrics(a__miou=[0.5, 0.6], a__train_images_per_s=[99.0]))
+    assert base == fp.fingerprint_of(metrics(a__miou=[0.5, 0.6 + 1e-12]))
+    assert base != fp.fingerprint_of(metrics(a__miou=[0.5, 0.61]))
+    assert base != fp.fingerprint_of(metrics(a__miou=[0.5, 0.6], b__miou=[0.1]))
+
+
+def _with_fingerprint(root: Path, value: str | None) -> None:
+    path = root / "results" / NAME / "cpu" / "metrics.json"
+    record = json.loads(path.read_text())
+    record["fingerprint"] = {"value": value, "profile": "smoke"}
+    record["sources"] = {"repro/ops/functional.py": "0" * 64}  # the source rule would say stale
+    path.write_text(json.dumps(record))
+
+
+def _current(root: Path, value: str, sources: dict[str, str] | None = None) -> None:
+    entry = {"fingerprint": value, "sources": sources if sources is not None else _real_sources()}
+    fp.store_fingerprint(NAME, entry, root / "results")
+
+
+def _real_sources() -> dict[str, str]:
+    import repro.ops  # noqa: F401  (so that its sources are among the imported ones)
+
+    return {k: v for k, v in imported_source_hashes().items() if k.startswith("repro/ops/")}
+
+
+def _result(root: Path) -> RunResult:
+    result = load_result(NAME, "cpu", root / "results")
+    assert isinstance(result, RunResult), result
+    return result
+
+
+def test_unchanged_fingerprint_keeps_a_result_current_whatever_the_files(project):  # noqa: F811
+    _with_fingerprint(project, "abc")
+    _current(project, "abc")
+    result = _result(project)
+    assert result.stale_reasons() == [] and result.staleness_rule() == "fingerprint"
+
+
+def test_changed_fingerprint_makes_it_stale(project):  # noqa: F811
+    _with_fingerprint(project, "abc")
+    _current(project, "def")
+    (reason,) = _result(project).stale_reasons()
+    assert reason.startswith("behaviour changed") and "def" in reason and "abc" in reason
+
+
+def test_fingerprints_of_older_code_cannot_vouch_for_a_result(project):  # noqa: F811
+    _with_fingerprint(project, "abc")
+    _current(project, "abc", {"repro/ops/functional.py": "1" * 64})
+    (reason,) = _result(project).stale_reasons()
+    assert reason.startswith("unverified") and "repro fingerprint" in reason
+
+
+def test_without_fingerprints_the_source_rule_decides(project):  # noqa: F811
+    _with_fingerprint(project, None)
+    _current(project, "abc")
+    result = _result(project)
+    assert result.staleness_rule() == "sources"
+    assert result.stale_reasons() == ["package source changed (repro/ops/functional.py)"]
+
+
+@pytest.mark.slow
+def test_a_default_that_changes_behaviour_changes_the_fingerprint(tmp_path):
+    from repro.notebooks import runner
+
+    def fingerprint(overrides: dict[str, str], out: str) -> str:
+        folder = runner.run_notebook(NAME, overrides, "smoke", tmp_path / out, progress=False)
+        return json.loads((folder / "metrics.json").read_text())["fingerprint"]["value"]
+
+    first = fingerprint({}, "a")
+    assert fingerprint({}, "b") == first, "the smoke profile must be deterministic"
+    assert fingerprint({"draws": "13"}, "c") != first
+
+
+def test_committed_fingerprints_name_only_package_sources():
+    recorded = fp.load_fingerprints()
+    assert recorded, "results/fingerprints.json is missing: run `repro fingerprint`"
+    for name, entry in recorded.items():
+        for source in entry["sources"]:
+            assert (package_dir().parent / source).is_file(), (name, source)
+
+
+def test_a_benchmark_has_no_fingerprint_and_falls_back_to_sources(project):  # noqa: F811
+    assert fp.fingerprint_of(metrics(tool__seconds=[0.3], tool__cpu_seconds=[0.2])) is None
+    _with_fingerprint(project, "abc")
+    fp.store_fingerprint(NAME, {"fingerprint": None, "sources": {}}, project / "results")
+    assert _result(project).staleness_rule() == "sources"
