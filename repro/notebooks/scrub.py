@@ -47,6 +47,10 @@ def scrub_notebook(
     ``extra`` maps further prefixes to their shown form (the run's staging folder → ``.``).
     """
     replacements = _path_replacements(extra or {})
+    run_info = notebook.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):  # papermill's record of where it ran
+        if isinstance(run_info.get(key), str):
+            run_info[key] = scrub_text(run_info[key], replacements)
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
