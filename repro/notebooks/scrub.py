@@ -33,10 +33,14 @@ def _path_replacements(extra: dict[str, str]) -> list[tuple[str, str]]:
     return sorted(pairs.items(), key=lambda item: len(item[0]), reverse=True)
 
 
+_STAGING_PATH = re.compile(r"[^\s\"']*/\.[^/\s]+\.staging-[^/\s\"']+")
+"""A path into a run's staging folder (which becomes the result's folder, hence ``.``)."""
+
+
 def scrub_text(text: str, replacements: list[tuple[str, str]]) -> str:
     for old, new in replacements:
         text = text.replace(old, new)
-    return text
+    return _STAGING_PATH.sub(".", text)
 
 
 def scrub_notebook(
