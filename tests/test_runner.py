@@ -333,6 +333,9 @@ def test_a_stopped_run_keeps_its_output_and_says_so_in_one_line(tmp_path, sig, c
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # A shell's background job starts with SIGINT ignored, and Python then installs no
+        # Ctrl-C handler: give the run the terminal's default, as a user's shell does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 90
     while not list(out.glob("sleepy/.smoke.staging-*/started")):
