@@ -128,6 +128,20 @@ def _run(*argv: str | Path) -> int:
     return main(["segment", *(str(arg) for arg in argv), *FAST])
 
 
+def _run_with_outputs(files: dict[str, Path], out: Path, overlay: Path, *extra: str) -> int:
+    """``repro segment`` on the fixture files, writing ``out`` and ``overlay``."""
+    return _run(
+        files["image"],
+        "--scribbles",
+        files["scribbles"],
+        "--out",
+        out,
+        "--overlay",
+        overlay,
+        *extra,
+    )
+
+
 def _error_line(capsys) -> str:
     """The one-line ``repro segment: error: ...`` message (no traceback, nothing else)."""
     err = capsys.readouterr().err.strip()
@@ -259,16 +273,7 @@ def test_force_replaces_existing_outputs_keeping_their_mode(
 ) -> None:
     out, overlay = old_outputs
     out.chmod(0o640)
-    code = _run(
-        files["image"],
-        "--scribbles",
-        files["scribbles"],
-        "--out",
-        out,
-        "--overlay",
-        overlay,
-        "--force",
-    )
+    code = _run_with_outputs(files, out, overlay, "--force")
     assert code == 0
     assert set(np.unique(read_label_png(out))) == {0, 1}
     assert np.array(Image.open(overlay))[0, 0].tolist() != [1, 2, 3]
@@ -307,16 +312,7 @@ def test_full_disk_leaves_old_files_untouched(
         return real_save(self, fp, *args, **kwargs)
 
     monkeypatch.setattr(Image.Image, "save", save_until_disk_full)
-    code = _run(
-        files["image"],
-        "--scribbles",
-        files["scribbles"],
-        "--out",
-        out,
-        "--overlay",
-        overlay,
-        "--force",
-    )
+    code = _run_with_outputs(files, out, overlay, "--force")
     assert code == 1
     message = _error_line(capsys)
     argument = "--out" if failing == "mask" else "--overlay"
@@ -349,16 +345,7 @@ def test_failed_overlay_rename_rolls_the_mask_back(
         return real_replace(source, target)
 
     monkeypatch.setattr(os, "replace", replace)
-    code = _run(
-        files["image"],
-        "--scribbles",
-        files["scribbles"],
-        "--out",
-        out,
-        "--overlay",
-        overlay,
-        "--force",
-    )
+    code = _run_with_outputs(files, out, overlay, "--force")
     assert code == 1 and "--overlay: cannot write" in _error_line(capsys)
     assert _snapshot({"out": out, "overlay": overlay}) == before
     assert out.parent.exists() == existed  # a folder made for the mask goes too
@@ -370,16 +357,7 @@ def test_overlay_that_is_a_directory_is_refused_before_work(
 ) -> None:
     out, overlay = tmp_path / "mask.png", tmp_path / "pictures.png"
     overlay.mkdir()
-    code = _run(
-        files["image"],
-        "--scribbles",
-        files["scribbles"],
-        "--out",
-        out,
-        "--overlay",
-        overlay,
-        "--force",
-    )
+    code = _run_with_outputs(files, out, overlay, "--force")
     assert code == 2 and "--overlay" in _error_line(capsys) and not out.exists()
 
 
