@@ -48,6 +48,7 @@
 from typing import Literal  # noqa: F401  (parameter annotations)
 
 # %% tags=["parameters"]
+# fmt: off
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 dataset: Literal["offline", "voc", "context"] = "offline"  # offline, or a real dataset (full)
@@ -62,6 +63,7 @@ dilation: int = 6  # rate of the dilated convolution [>= 1]
 weights: str = "none"  # MobileNetV2 weights (none = random)
 seeds: list[int] = [0, 1, 2]  # one optimisation per seed and layer [>= 0, unique]
 num_threads: int = 1  # torch CPU threads [>= 1]
+# fmt: on
 
 # %%
 import matplotlib.pyplot as plt
@@ -93,30 +95,51 @@ rows_b, cols_b = np.nonzero(label == 0)
 far = np.argmax((rows_b - first[0]) ** 2 + (cols_b - first[1]) ** 2)
 second = (int(rows_b[far]), int(cols_b[far]))
 pixels = [first, second]
-recorder = Recorder(output_dir, setting={
-    "dataset": f"{dataset} val image {image_index}" + (f" ({image_size}x{image_size})" if dataset == "offline" else ""),
-    "network": f"GDC lightweight net, MobileNetV2 first layers ({'random, frozen' if weights == 'none' else weights}), {channels} channels",
-    "procedure": f"{steps} {optimizer} steps, lr {lr}; dilated rate {dilation} vs GDC sigma {sigma}",
-    "pixels": f"{pixels} (row, col)", "seeds": len(seeds)})
+recorder = Recorder(
+    output_dir,
+    setting={
+        "dataset": f"{dataset} val image {image_index}"
+        + (f" ({image_size}x{image_size})" if dataset == "offline" else ""),
+        "network": f"GDC lightweight net, MobileNetV2 first layers ({'random, frozen' if weights == 'none' else weights}), {channels} channels",
+        "procedure": f"{steps} {optimizer} steps, lr {lr}; dilated rate {dilation} vs GDC sigma {sigma}",
+        "pixels": f"{pixels} (row, col)",
+        "seeds": len(seeds),
+    },
+)
 
 # %%
-layers = {"dilated": SingleImageConfig(conv="dilated", dilation=dilation),
-          "gdc": SingleImageConfig(conv="gdc", sigma=sigma)}
+layers = {
+    "dilated": SingleImageConfig(conv="dilated", dilation=dilation),
+    "gdc": SingleImageConfig(conv="gdc", sigma=sigma),
+}
 features: dict[str, list[np.ndarray]] = {name: [] for name in layers}
 for name, layer in layers.items():
-    config = SingleImageConfig(**{**layer.to_dict(), "steps": steps, "lr": lr, "optimizer": optimizer,
-                                  "channels": channels, "num_draws": 1,
-                                  "weights": None if weights == "none" else weights})
+    config = SingleImageConfig(
+        **{
+            **layer.to_dict(),
+            "steps": steps,
+            "lr": lr,
+            "optimizer": optimizer,
+            "channels": channels,
+            "num_draws": 1,
+            "weights": None if weights == "none" else weights,
+        }
+    )
     for seed in seeds:
         result = segment_image(image, scribbles, config, seed=seed, probe_pixels=pixels)
         features[name].append(result.probe_features)
 spread = {name: [feature_spread(f) for f in features[name]] for name in layers}
 jitter = {name: [feature_jitter(f) for f in features[name]] for name in layers}
-table = pd.DataFrame({"layer": list(layers), "feature spread (mean)": [np.mean(spread[n]) for n in layers],
-                      "spread std": [np.std(spread[n], ddof=1) if len(seeds) > 1 else 0.0 for n in layers],
-                      "feature jitter (mean)": [np.mean(jitter[n]) for n in layers],
-                      "jitter std": [np.std(jitter[n], ddof=1) if len(seeds) > 1 else 0.0 for n in layers],
-                      "n seeds": len(seeds)}).round(4)
+table = pd.DataFrame(
+    {
+        "layer": list(layers),
+        "feature spread (mean)": [np.mean(spread[n]) for n in layers],
+        "spread std": [np.std(spread[n], ddof=1) if len(seeds) > 1 else 0.0 for n in layers],
+        "feature jitter (mean)": [np.mean(jitter[n]) for n in layers],
+        "jitter std": [np.std(jitter[n], ddof=1) if len(seeds) > 1 else 0.0 for n in layers],
+        "n seeds": len(seeds),
+    }
+).round(4)
 recorder.save_table(table, "feature_spread")
 table
 
@@ -136,21 +159,35 @@ for name in layers:
     embedded = tsne_embedding(features[name][0], seed=0)
     for p, color in enumerate(("Reds", "Blues")):
         ax = axes[panel]
-        ax.scatter(embedded[:, p, 0], embedded[:, p, 1], c=np.arange(len(embedded)), cmap=color, s=18)
+        ax.scatter(
+            embedded[:, p, 0], embedded[:, p, 1], c=np.arange(len(embedded)), cmap=color, s=18
+        )
         ax.set_title(f"{name}, {'red' if p == 0 else 'blue'} pixel")
         panel += 1
 fig.tight_layout()
 recorder.save_figure(fig, "fig11_tsne")
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
-plot_mean_std_bars(axes[0], list(layers), [spread[n] for n in layers], "feature spread", "spread over steps")
-plot_mean_std_bars(axes[1], list(layers), [jitter[n] for n in layers], "feature jitter", "step-to-step scatter")
+plot_mean_std_bars(
+    axes[0], list(layers), [spread[n] for n in layers], "feature spread", "spread over steps"
+)
+plot_mean_std_bars(
+    axes[1], list(layers), [jitter[n] for n in layers], "feature jitter", "step-to-step scatter"
+)
 recorder.save_figure(fig, "fig11_spread")
 
 # %%
 for name in layers:
-    recorder.add(f"fig11/{name}/feature_spread", spread[name], seeds=seeds,
-                 description="mean within-pixel pairwise distance over steps / distance between the pixels' means")
-    recorder.add(f"fig11/{name}/feature_jitter", jitter[name], seeds=seeds,
-                 description="mean distance from the neighbours' midpoint / distance between the pixels' means")
+    recorder.add(
+        f"fig11/{name}/feature_spread",
+        spread[name],
+        seeds=seeds,
+        description="mean within-pixel pairwise distance over steps / distance between the pixels' means",
+    )
+    recorder.add(
+        f"fig11/{name}/feature_jitter",
+        jitter[name],
+        seeds=seeds,
+        description="mean distance from the neighbours' midpoint / distance between the pixels' means",
+    )
 recorder.write()

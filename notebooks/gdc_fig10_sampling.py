@@ -33,13 +33,14 @@
 # further, i.e. a larger receptive field. This notebook redraws that figure with
 # `repro.modules.gaussian_offsets`, the same code the GDC layer uses, and measures the claim.
 #
-# The text of the paper lost the two σ values of the figure (see `shared/papers/gdc_notes.md`);
+# The text of the paper lost the two σ values of the figure (see `results/reported/PAPERS.md`);
 # the defaults below take the ends of the paper's σ ablation (Table IV: 0.1 and 0.3).
 
 # %%
 from typing import Literal  # noqa: F401  (used by the parameter annotations below)
 
 # %% tags=["parameters"]
+# fmt: off
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 sigmas: list[float] = [0.1, 0.3]  # two half-Gaussian sigmas, relative to the map side L [> 0, increasing, len 2]
@@ -49,6 +50,7 @@ map_size: int = 64  # L, the shortest side of the feature map, in pixels [>= 1]
 offset_mode: Literal["per_tap", "shared"] = "per_tap"  # per tap (paper Eq. 3) or shared (GDPP Eq. 4)
 base: float = 0.0  # constant base offset b of the shared variant, in pixels
 seeds: list[int] = [0, 1, 2]  # one set of draws per seed [>= 0, unique]
+# fmt: on
 
 # %%
 import matplotlib.pyplot as plt
@@ -87,8 +89,13 @@ for seed in seeds:
     generator = torch.Generator().manual_seed(seed)
     for sigma in sigmas:
         taps = gdc_tap_displacements(
-            kernel_size, sigma, scale=map_size, mode=offset_mode, base=base,
-            batch_shape=(draws,), generator=generator,
+            kernel_size,
+            sigma,
+            scale=map_size,
+            mode=offset_mode,
+            base=base,
+            batch_shape=(draws,),
+            generator=generator,
         )
         assert torch.all(taps[:, ~moving] == 0), "the centre tap moved"
         radius[sigma].append(taps[:, moving].norm(dim=-1).mean().item())
@@ -98,7 +105,9 @@ table = pd.DataFrame(
     {
         "sigma": sigmas,
         "radius mean (px)": [pd.Series(radius[s]).mean() for s in sigmas],
-        "radius std (px)": [pd.Series(radius[s]).std(ddof=1) if len(seeds) > 1 else 0.0 for s in sigmas],
+        "radius std (px)": [
+            pd.Series(radius[s]).std(ddof=1) if len(seeds) > 1 else 0.0 for s in sigmas
+        ],
         "n seeds": [len(seeds)] * 2,
     }
 )
@@ -135,8 +144,18 @@ recorder.save_figure(fig, "fig10_sampling_positions")
 # one value per seed) test the claim that a larger σ gives a larger receptive field.
 
 # %%
-recorder.add("radius/sigma_small", radius[sigmas[0]], seeds=seeds, unit="px",
-             description=f"mean tap distance from the centre, sigma = {sigmas[0]}")
-recorder.add("radius/sigma_large", radius[sigmas[1]], seeds=seeds, unit="px",
-             description=f"mean tap distance from the centre, sigma = {sigmas[1]}")
+recorder.add(
+    "radius/sigma_small",
+    radius[sigmas[0]],
+    seeds=seeds,
+    unit="px",
+    description=f"mean tap distance from the centre, sigma = {sigmas[0]}",
+)
+recorder.add(
+    "radius/sigma_large",
+    radius[sigmas[1]],
+    seeds=seeds,
+    unit="px",
+    description=f"mean tap distance from the centre, sigma = {sigmas[1]}",
+)
 recorder.write()

@@ -21,7 +21,7 @@
 #     profiles:
 #       smoke: {num_train: 8, num_val: 4, image_size: 64, si_steps: 3, si_num_draws: 2, si_channels: 16, epochs: 1, batch_size: 4, seeds: [0]}
 #       cpu: {parallel_runs: 2}
-#       full: {dataset: voc_aug, train_split: train_aug, image_size: 321, num_train: 10582, num_val: 1449, network: fcn, backbone: resnet101, weights: IMAGENET1K_V1, si_weights: IMAGENET1K_V1, si_num_draws: 50, train_scale_range: [0.5, 2.0], epochs: 30, batch_size: 16, optimizer: sgd, lr: 0.01, parallel_runs: 1, num_threads: 8}
+#       full: {dataset: voc_aug, train_split: train_aug, image_size: 321, num_train: 10582, num_val: 1449, network: fcn, backbone: resnet101, weights: IMAGENET1K_V1, si_weights: IMAGENET1K_V1, si_num_draws: 50, train_scale_range: [0.5, 2.0], epochs: 30, batch_size: 16, optimizer: sgd, lr: 0.01, device: cuda, parallel_runs: 1, num_threads: 8}
 # ---
 
 # %% [markdown]
@@ -50,14 +50,12 @@
 # textures, with generated scribbles) instead of VOC/ScribbleSup; a small DeepLab-v1-like
 # network (a MobileNetV2 x0.5 at output stride 16 with the DeepLabv3 classifier and no context
 # module, registry name `mobilenetv2`) trained from random initialisation instead of an
-# ImageNet-pretrained DeepLab-v1 (VGG-16); the single-image procedure's MobileNetV2 features are random too (nothing can be
-# downloaded), and it averages `si_num_draws` passes instead of 50; a few hundred training images
-# instead of 10,582. As in the GDPP notebook, training crops are not rescaled at `cpu` (the
-# offline objects already vary 9x in scale) and AdamW's rate is 0.003: the MobileNetV2 probes of
-# 2026-12-02 (`notes/probes_2026-12-02/mnv2*.json`) left the background-only floor with more
-# images, no rescaling and that rate, and not with 200 images at lr 0.001 (this notebook's
-# earlier recipe, 80 images at lr 0.001 with rescaling, left every run at the floor).
-# The paper's setting is the `full` profile:
+# ImageNet-pretrained DeepLab-v1 (VGG-16); the single-image procedure's MobileNetV2 features are
+# random too (nothing can be downloaded), and it averages `si_num_draws` passes instead of 50; a
+# few hundred training images instead of 10,582. The recipe is the GDPP notebook's (AdamW at
+# 0.003, no rescaling of the training crops); the [recipe probes](recipe_probes.ipynb) compare
+# it, at equal budget, with the papers' SGD, with rescaling and with AdamW at 0.001. The paper's
+# setting is the `full` profile:
 #
 # ```
 # repro run gdc_pseudo_labels --profile full -p dataset voc_aug      # Table II
@@ -68,6 +66,7 @@
 from typing import Literal  # noqa: F401  (parameter annotations)
 
 # %% tags=["parameters"]
+# fmt: off
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 dataset: str = "offline"  # offline; voc_aug (Table II) or context (Table III) with scribbles
@@ -88,14 +87,16 @@ channels: int = 64  # classifier channels (mobilenetv2) [>= 1]
 weights: str = "none"  # its backbone weights: none (random init) or a torchvision name / file
 epochs: int = 20  # training epochs per run [>= 1]
 batch_size: int = 4  # images per optimiser step [>= 1]
-optimizer: Literal["sgd", "adamw"] = "adamw"  # paper: sgd; adamw at cpu (random init, feasibility)
+optimizer: Literal["sgd", "adamw"] = "adamw"  # paper: sgd; adamw at cpu (random init, recipe probes)
 lr: float = 0.003  # learning rate (the full profile: SGD at 0.01) [> 0]
 train_scale_range: list[float] = [1.0, 1.0]  # random rescaling of training crops (paper: 0.5-2.0) [> 0, len 2]
 loss: Literal["ce", "weighted_ce"] = "ce"  # ce (paper) or class-weighted CE (GDC Eq. 5-6)
 sources: list[str] = ["gdc_pseudo", "scribbles", "full"]  # label sources to train on [unique]
 seeds: list[int] = [0, 1, 2]  # one training run per seed and label source [>= 0, unique]
+device: str = "auto"  # auto (CUDA when available, else CPU), cpu, cuda or cuda:N
 parallel_runs: int = 1  # training runs side by side (2 on a free 2-core machine) [>= 1]
 num_threads: int = 1  # torch CPU threads per run [>= 1]
+# fmt: on
 
 # %%
 import matplotlib.pyplot as plt
@@ -106,30 +107,23 @@ from repro.audit.reported import load_reported
 from repro.data import build_dataset
 from repro.data.palette import colorize_label
 from repro.engine import TrainConfig
+from repro.experiments import gdc
 from repro.experiments.pseudo_labels import (
     RelabelledDataset,
     describe,
     generate_pseudo_labels,
     score_label_source,
 )
-from repro.experiments.supervised import (
-    DataSpec,
-    RunJob,
-    constant_prediction_scores,
-    train_and_evaluate_many,
-)
+from repro.experiments.supervised import DataSpec
+from repro.experiments.table import TableSpec, run_table
 from repro.results import Recorder
 from repro.singleimage import SingleImageConfig
-from repro.viz.bars import plot_mean_std_bars
 
 torch.set_num_threads(num_threads)
-SOURCE_LABELS = {"gdc_pseudo": "pseudo", "scribbles": "scribbles", "full": "full"}
-unknown = [s for s in sources if s not in SOURCE_LABELS]
-if unknown:
-    raise ValueError(f"sources: {unknown} not in {list(SOURCE_LABELS)}")
 offline = {"image_size": image_size, "num_train": num_train, "num_val": num_val}
-extra = offline if dataset == "offline" else {}
-label_set = build_dataset(dataset, train_split, with_scribbles=True, **extra)
+label_set = build_dataset(
+    dataset, train_split, with_scribbles=True, **(offline if dataset == "offline" else {})
+)
 si_config = SingleImageConfig(
     steps=si_steps,
     num_draws=si_num_draws,
@@ -140,23 +134,10 @@ si_config = SingleImageConfig(
 recorder = Recorder(
     output_dir,
     setting={
-        "dataset": dataset
-        if dataset != "offline"
-        else f"offline ({num_train} train / {num_val} val, {label_set.num_classes} classes)",
-        "resolution": f"{image_size}x{image_size}",
-        "pseudo labels": f"single-image GDC, sigma {si_sigma}, {si_steps} steps, "
-        f"{si_num_draws} draws, MobileNetV2 {'random init' if si_weights == 'none' else si_weights}",
-        "network": f"{network} on {backbone}"
-        f"{f' x{width_mult}' if network == 'mobilenetv2' else ''} (OS 16, "
-        f"{'random init' if weights == 'none' else weights})",
-        "epochs": epochs,
-        "batch": batch_size,
-        "optimizer": f"{optimizer}, lr {lr}",
-        "scale augmentation": "none"
-        if train_scale_range == [1.0, 1.0]
-        else f"{train_scale_range[0]}-{train_scale_range[1]}",
-        "loss": loss,
-        "seeds": len(seeds),
+        "pseudo labels": f"single-image GDC, sigma {si_sigma}, {si_steps} steps, {si_num_draws} "
+        f"draws, MobileNetV2 {'random init' if si_weights == 'none' else si_weights}",
+        "network": f"{network} on {backbone}{f' x{width_mult}' if network == 'mobilenetv2' else ''}"
+        f" (OS 16, {'random init' if weights == 'none' else weights})",
     },
 )
 
@@ -180,7 +161,7 @@ describe(pseudo)
 # %%
 quality_rows = []
 for source in ("gdc_pseudo", "scribbles"):
-    relabelled = RelabelledDataset(label_set, SOURCE_LABELS[source], pseudo)
+    relabelled = RelabelledDataset(label_set, gdc.LABEL_SOURCES[source], pseudo)
     quality = score_label_source(relabelled, label_set)
     quality_rows.append(
         {
@@ -231,87 +212,34 @@ recorder.save_figure(fig, "pseudo_label_examples")
 # the full labels of the validation split.
 
 # %%
-jobs, grid = [], []
-for source in sources:
-    data = DataSpec(
-        dataset=dataset,
-        crop_size=image_size,
-        scale_range=(train_scale_range[0], train_scale_range[1]),
-        train_split=train_split,
-        offline=offline,
-        train_labels=SOURCE_LABELS[source],
-        pseudo_labels=pseudo,
-    )
-    for seed in seeds:
-        config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            lr=lr,
-            head_lr_mult=1.0,
-            seed=seed,
-            eval_every=0,
-            loss=loss,
-        )
-        model_config = {"backbone": backbone, "weights": None if weights == "none" else weights}
-        if network == "mobilenetv2":
-            model_config.update(channels=channels, width_mult=width_mult)
-        jobs.append(RunJob(network, model_config, data, config))
-        grid.append(source)
-finished = train_and_evaluate_many(jobs, processes=parallel_runs, threads_per_process=num_threads)
-outcomes = []
-for source, outcome in zip(grid, finished, strict=True):
-    outcomes.append({"source": source, "outcome": outcome})
-    print(
-        f"{source} seed {outcome.seed}: mIoU {100 * outcome.metrics['miou']:.2f}, "
-        f"{outcome.train_seconds / 60:.1f} min, {outcome.train_images_per_s:.1f} img/s"
-    )
-
-# %%
-per_seed = pd.DataFrame(
-    [
-        {
-            "labels": o["source"],
-            "seed": o["outcome"].seed,
-            "mIoU (%)": 100 * o["outcome"].metrics["miou"],
-            "pixel acc (%)": 100 * o["outcome"].metrics["pixel_acc"],
-            "train img/s": o["outcome"].train_images_per_s,
-            "train min": o["outcome"].train_seconds / 60,
-        }
-        for o in outcomes
-    ]
+model_config = {"backbone": backbone, "weights": None if weights == "none" else weights}
+if network == "mobilenetv2":
+    model_config.update(channels=channels, width_mult=width_mult)
+data = DataSpec(
+    dataset=dataset,
+    crop_size=image_size,
+    scale_range=tuple(train_scale_range),
+    train_split=train_split,
+    offline=offline,
 )
-recorder.save_table(per_seed, "per_seed")
-for source in sources:
-    runs = per_seed[per_seed["labels"] == source]
-    recorder.add(
-        f"table2/{source}/miou",
-        runs["mIoU (%)"],
-        seeds=runs["seed"],
-        unit="%",
-        description=f"val mIoU of {network} trained on {source} labels",
-    )
-    recorder.add(f"table2/{source}/pixel_acc", runs["pixel acc (%)"], seeds=runs["seed"], unit="%")
-per_seed.groupby("labels", sort=False).agg(["mean", "std"]).drop(columns=["seed"]).round(2)
-
-# %% [markdown]
-# **The floor.** Predicting background everywhere scores the mIoU below on the validation split
-# (computed, not trained); a run at this value has learnt nothing beyond the class prior.
-
-# %%
-floor = constant_prediction_scores(data.build(seeds[0])[1], class_index=0)
-recorder.add(
-    "reference/background_only/miou",
-    100 * floor["miou"],
-    unit="%",
-    description="val mIoU of predicting background everywhere",
+spec = TableSpec(
+    prefix="table2",
+    rows=gdc.label_source_rows(sources, data, pseudo, network, model_config),
+    seeds=seeds,
+    data=data,
+    train=TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        eval_every=0,
+        loss=loss,
+        device=device,
+    ),
+    metrics=("miou", "pixel_acc"),
 )
-above = int((per_seed["mIoU (%)"] > 100 * floor["miou"] + 0.5).sum())
-recorder.note(
-    f"Predicting background everywhere scores {100 * floor['miou']:.2f} mIoU on this validation "
-    f"split; {above} of {len(per_seed)} runs score more than 0.5 points above it."
-)
-print(recorder.notes[-1])
+table = run_table(spec, recorder, processes=parallel_runs, threads_per_process=num_threads)
+table.summary()
 
 # %% [markdown]
 # ## 3. Beside the paper's Tables II and III
@@ -331,7 +259,7 @@ ours = pd.DataFrame(
             "table": "this project",
             "row": f"{network} on {source} labels",
             "dataset": dataset,
-            "mIoU (%)": recorder.metrics[f"table2/{source}/miou"].format(),
+            "mIoU (%)": table.metric(source).format(),
         }
         for source in sources
     ]
@@ -341,16 +269,6 @@ recorder.save_table(comparison, "tables2_3_vs_paper")
 comparison
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 4))
-plot_mean_std_bars(
-    ax,
-    sources,
-    [per_seed[per_seed["labels"] == s]["mIoU (%)"].tolist() for s in sources],
-    "val mIoU (%)",
-    f"{network} trained on each label source",
-)
-fig.tight_layout()
+fig, _ = table.figure(losses=True)
 recorder.save_figure(fig, "table2_miou")
-
-# %%
 recorder.write()

@@ -49,6 +49,7 @@
 from typing import Literal  # noqa: F401  (parameter annotations)
 
 # %% tags=["parameters"]
+# fmt: off
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 images: list[str] = ["astronaut", "coffee", "chelsea"]  # examples/scribbles/<name>.png [unique]
@@ -56,6 +57,7 @@ steps: int = 50  # the tool's --steps [>= 1]
 draws: int = 50  # the tool's --draws [>= 1]
 repeats: int = 5  # timed runs per image (seeds 0..repeats-1) [>= 1]
 num_threads: int = 1  # torch CPU threads [>= 1]
+# fmt: on
 
 # %%
 import os
@@ -74,9 +76,16 @@ from repro.singleimage.tool import TOOL_CONFIG, overlay, run_tool
 torch.set_num_threads(num_threads)
 examples = repo_root() / "examples" / "scribbles"
 config = replace(TOOL_CONFIG, steps=steps, num_draws=draws)
-recorder = Recorder(output_dir, setting={
-    "images": f"scikit-image photos {images}, shortest side 256", "tool": f"{config}",
-    "threads": num_threads, "repeats": repeats, "seeds": repeats})
+recorder = Recorder(
+    output_dir,
+    setting={
+        "images": f"scikit-image photos {images}, shortest side 256",
+        "tool": f"{config}",
+        "threads": num_threads,
+        "repeats": repeats,
+        "seeds": repeats,
+    },
+)
 
 # %%
 runs: dict[str, list] = {}
@@ -84,14 +93,30 @@ with tempfile.TemporaryDirectory() as scratch:
     for name in images:
         runs[name] = []
         for seed in range(repeats):
-            run = run_tool(examples / f"{name}.png", examples / f"{name}_scribbles.png", config,
-                           seed=seed, out_path=Path(scratch) / f"{name}_mask.png")
+            run = run_tool(
+                examples / f"{name}.png",
+                examples / f"{name}_scribbles.png",
+                config,
+                seed=seed,
+                out_path=Path(scratch) / f"{name}_mask.png",
+            )
             runs[name].append(run)
-timing = pd.DataFrame([{"image": name, "size": f"{r.image.shape[1]}x{r.image.shape[0]}", "seed": i,
-                        **{k: round(v, 3) for k, v in r.seconds.items()}}
-                       for name, rs in runs.items() for i, r in enumerate(rs)])
+timing = pd.DataFrame(
+    [
+        {
+            "image": name,
+            "size": f"{r.image.shape[1]}x{r.image.shape[0]}",
+            "seed": i,
+            **{k: round(v, 3) for k, v in r.seconds.items()},
+        }
+        for name, rs in runs.items()
+        for i, r in enumerate(rs)
+    ]
+)
 recorder.save_table(timing, "timing_per_run")
-timing.groupby(["image", "size"])[["total", "cpu_total", "segment/train", "segment/predict"]].agg(["mean", "std"]).round(2)
+timing.groupby(["image", "size"])[["total", "cpu_total", "segment/train", "segment/predict"]].agg(
+    ["mean", "std"]
+).round(2)
 
 # %%
 # Small figure: photo overlays compress poorly and results must stay small.
@@ -115,12 +140,24 @@ recorder.save_figure(fig, "overlays", dpi=72)
 # %%
 seeds_list = list(range(repeats))
 for name in images:
-    recorder.add(f"tool/{name}/seconds", [r.seconds["total"] for r in runs[name]], seeds=seeds_list,
-                 unit="s", description=f"repro segment on {name} ({runs[name][0].image.shape[1]}x{runs[name][0].image.shape[0]})")
-    recorder.add(f"tool/{name}/cpu_seconds", [r.seconds["cpu_total"] for r in runs[name]],
-                 seeds=seeds_list, unit="s", description=f"CPU time of the tool's process on {name}")
+    recorder.add(
+        f"tool/{name}/seconds",
+        [r.seconds["total"] for r in runs[name]],
+        seeds=seeds_list,
+        unit="s",
+        description=f"repro segment on {name} ({runs[name][0].image.shape[1]}x{runs[name][0].image.shape[0]})",
+    )
+    recorder.add(
+        f"tool/{name}/cpu_seconds",
+        [r.seconds["cpu_total"] for r in runs[name]],
+        seeds=seeds_list,
+        unit="s",
+        description=f"CPU time of the tool's process on {name}",
+    )
 load = os.getloadavg()
-recorder.note(f"Load average while timing (1, 5, 15 min): {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} "
-              f"on {os.cpu_count()} cores.")
+recorder.note(
+    f"Load average while timing (1, 5, 15 min): {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} "
+    f"on {os.cpu_count()} cores."
+)
 print(f"load average: {load}")
 recorder.write()

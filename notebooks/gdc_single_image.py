@@ -52,6 +52,7 @@
 from typing import Literal  # noqa: F401  (parameter annotations)
 
 # %% tags=["parameters"]
+# fmt: off
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 dataset: Literal["offline", "voc", "context"] = "offline"  # offline, or a real dataset (full)
@@ -70,6 +71,7 @@ weights: str = "none"  # MobileNetV2 weights: none (random), a torchvision name,
 sgd_check_steps: int = 50  # steps of the SGD-vs-Adam loss check (0 = skip) [>= 0]
 seeds: list[int] = [0, 1, 2]  # one pass over the images per seed [>= 0, unique]
 num_threads: int = 1  # torch CPU threads (1 was faster than 2 on the shared 2-core machine) [>= 1]
+# fmt: on
 
 # %%
 import time
@@ -90,14 +92,21 @@ torch.set_num_threads(num_threads)
 if 0.2 not in sigmas:
     raise ValueError(f"sigmas must contain 0.2 (Table I's GDC), got {sigmas}")
 if dataset == "offline":
-    data = build_dataset("offline", "val", with_scribbles=True, num_classes=num_classes,
-                         image_size=image_size)
+    data = build_dataset(
+        "offline", "val", with_scribbles=True, num_classes=num_classes, image_size=image_size
+    )
 else:
     data = build_dataset(dataset, "val", with_scribbles=True)  # fails clearly without the data
 indices = list(range(min(num_images, len(data))))
-base = SingleImageConfig(steps=steps, lr=lr, optimizer=optimizer, momentum=momentum,
-                         num_draws=num_draws, channels=channels,
-                         weights=None if weights == "none" else weights)
+base = SingleImageConfig(
+    steps=steps,
+    lr=lr,
+    optimizer=optimizer,
+    momentum=momentum,
+    num_draws=num_draws,
+    channels=channels,
+    weights=None if weights == "none" else weights,
+)
 recorder = Recorder(
     output_dir,
     setting={
@@ -122,12 +131,27 @@ if sgd_check_steps > 0:
     check_rows = []
     for conv in ("normal", "gdc"):
         for opt in ("sgd", "adam"):
-            config = SingleImageConfig(conv=conv, optimizer=opt, lr=0.01, momentum=momentum,
-                                       steps=sgd_check_steps, num_draws=1, channels=channels)
-            result = segment_image(denormalize(image), scribbles.numpy().astype(np.uint8), config, seed=0)
+            config = SingleImageConfig(
+                conv=conv,
+                optimizer=opt,
+                lr=0.01,
+                momentum=momentum,
+                steps=sgd_check_steps,
+                num_draws=1,
+                channels=channels,
+            )
+            result = segment_image(
+                denormalize(image), scribbles.numpy().astype(np.uint8), config, seed=0
+            )
             ax.plot(result.losses, label=f"{conv}, {opt}")
-            check_rows.append({"conv": conv, "optimizer": opt, "first loss": result.losses[0],
-                               "last loss": result.losses[-1]})
+            check_rows.append(
+                {
+                    "conv": conv,
+                    "optimizer": opt,
+                    "first loss": result.losses[0],
+                    "last loss": result.losses[-1],
+                }
+            )
     ax.set_xlabel("step")
     ax.set_ylabel("weighted cross-entropy")
     ax.legend()
@@ -142,63 +166,125 @@ if sgd_check_steps > 0:
 # bilinear/per-tap sampling variant; Table VII's baseline is Table I's normal row.
 
 # %%
-configs: dict[str, SingleImageConfig] = {"normal": base.__class__(**{**base.to_dict(), "conv": "normal"})}
+configs: dict[str, SingleImageConfig] = {
+    "normal": base.__class__(**{**base.to_dict(), "conv": "normal"})
+}
 for rate in dilations:
-    configs[f"dilated{rate}"] = SingleImageConfig(**{**base.to_dict(), "conv": "dilated", "dilation": rate})
+    configs[f"dilated{rate}"] = SingleImageConfig(
+        **{**base.to_dict(), "conv": "dilated", "dilation": rate}
+    )
 configs["deformable"] = SingleImageConfig(**{**base.to_dict(), "conv": "deformable"})
 for sigma in sigmas:
-    configs[f"gdc_sigma{sigma}"] = SingleImageConfig(**{**base.to_dict(), "conv": "gdc", "sigma": sigma})
+    configs[f"gdc_sigma{sigma}"] = SingleImageConfig(
+        **{**base.to_dict(), "conv": "gdc", "sigma": sigma}
+    )
 configs["uniform"] = SingleImageConfig(**{**base.to_dict(), "conv": "uniform", "sigma": 0.2})
 for sampling, mode in [("truncate", "per_tap"), ("bilinear", "shared"), ("truncate", "shared")]:
     configs[f"gdc_{sampling}_{mode}"] = SingleImageConfig(
-        **{**base.to_dict(), "conv": "gdc", "sigma": 0.2, "gdc_sampling": sampling, "gdc_mode": mode})
+        **{
+            **base.to_dict(),
+            "conv": "gdc",
+            "sigma": 0.2,
+            "gdc_sampling": sampling,
+            "gdc_mode": mode,
+        }
+    )
 
 rows = []
 start = time.perf_counter()
 for name, config in configs.items():
     for seed in seeds:
         scores = evaluate_on_images(data, indices, config, seed, data.num_classes, description=name)
-        rows.append({"config": name, "seed": seed, "mIoU (%)": 100 * scores.miou,
-                     "pixel acc (%)": 100 * scores.pixel_accuracy,
-                     "s/image": scores.seconds_per_image, "skipped": len(scores.skipped)})
-    last = pd.DataFrame(rows[-len(seeds):])
-    print(f"{name}: mIoU {last['mIoU (%)'].mean():.2f} ± {last['mIoU (%)'].std(ddof=1) if len(seeds) > 1 else 0:.2f}, "
-          f"{last['s/image'].mean():.2f} s/image")
+        rows.append(
+            {
+                "config": name,
+                "seed": seed,
+                "mIoU (%)": 100 * scores.miou,
+                "pixel acc (%)": 100 * scores.pixel_accuracy,
+                "s/image": scores.seconds_per_image,
+                "skipped": len(scores.skipped),
+            }
+        )
+    last = pd.DataFrame(rows[-len(seeds) :])
+    print(
+        f"{name}: mIoU {last['mIoU (%)'].mean():.2f} ± {last['mIoU (%)'].std(ddof=1) if len(seeds) > 1 else 0:.2f}, "
+        f"{last['s/image'].mean():.2f} s/image"
+    )
 elapsed_min = (time.perf_counter() - start) / 60
 per_seed = pd.DataFrame(rows)
 recorder.save_table(per_seed.round(3), "per_seed")
 print(f"all configurations: {elapsed_min:.1f} min")
+
 
 # %%
 def values(config_name: str, column: str = "mIoU (%)") -> list[float]:
     return per_seed[per_seed["config"] == config_name][column].tolist()
 
 
-summary = per_seed.groupby("config", sort=False)[["mIoU (%)", "pixel acc (%)", "s/image"]].agg(["mean", "std"]).round(2)
+summary = (
+    per_seed.groupby("config", sort=False)[["mIoU (%)", "pixel acc (%)", "s/image"]]
+    .agg(["mean", "std"])
+    .round(2)
+)
 summary
 
 # %% [markdown]
 # ## Metrics (the keys the claims registry reads)
 
 # %%
-table1 = {"normal": "normal", **{f"dilated{r}": f"dilated{r}" for r in dilations},
-          "deformable": "deformable", "gdc": "gdc_sigma0.2"}
+table1 = {
+    "normal": "normal",
+    **{f"dilated{r}": f"dilated{r}" for r in dilations},
+    "deformable": "deformable",
+    "gdc": "gdc_sigma0.2",
+}
 for key, name in table1.items():
-    recorder.add(f"table1/{key}/miou", values(name), seeds=seeds, unit="%", description=f"Table I {key}: mIoU")
-    recorder.add(f"table1/{key}/pixel_acc", values(name, "pixel acc (%)"), seeds=seeds, unit="%",
-                 description=f"Table I {key}: overall pixel accuracy")
+    recorder.add(
+        f"table1/{key}/miou",
+        values(name),
+        seeds=seeds,
+        unit="%",
+        description=f"Table I {key}: mIoU",
+    )
+    recorder.add(
+        f"table1/{key}/pixel_acc",
+        values(name, "pixel acc (%)"),
+        seeds=seeds,
+        unit="%",
+        description=f"Table I {key}: overall pixel accuracy",
+    )
 for sigma in sigmas:
-    recorder.add(f"table4/sigma{sigma}/miou", values(f"gdc_sigma{sigma}"), seeds=seeds, unit="%",
-                 description=f"Table IV: GDC sigma = {sigma}")
-    recorder.add(f"table4/sigma{sigma}/pixel_acc", values(f"gdc_sigma{sigma}", "pixel acc (%)"),
-                 seeds=seeds, unit="%")
+    recorder.add(
+        f"table4/sigma{sigma}/miou",
+        values(f"gdc_sigma{sigma}"),
+        seeds=seeds,
+        unit="%",
+        description=f"Table IV: GDC sigma = {sigma}",
+    )
+    recorder.add(
+        f"table4/sigma{sigma}/pixel_acc",
+        values(f"gdc_sigma{sigma}", "pixel acc (%)"),
+        seeds=seeds,
+        unit="%",
+    )
 for key, name in {"normal": "normal", "gdc": "gdc_sigma0.2", "uniform": "uniform"}.items():
-    recorder.add(f"table7/{key}/miou", values(name), seeds=seeds, unit="%", description=f"Table VII {key}")
-sampling_keys = {"bilinear_per_tap": "gdc_sigma0.2", "integer_per_tap": "gdc_truncate_per_tap",
-                 "bilinear_shared": "gdc_bilinear_shared", "integer_shared": "gdc_truncate_shared"}
+    recorder.add(
+        f"table7/{key}/miou", values(name), seeds=seeds, unit="%", description=f"Table VII {key}"
+    )
+sampling_keys = {
+    "bilinear_per_tap": "gdc_sigma0.2",
+    "integer_per_tap": "gdc_truncate_per_tap",
+    "bilinear_shared": "gdc_bilinear_shared",
+    "integer_shared": "gdc_truncate_shared",
+}
 for key, name in sampling_keys.items():
-    recorder.add(f"sampling/{key}/miou", values(name), seeds=seeds, unit="%",
-                 description=f"GDC sigma 0.2, {key.replace('_', ' ')} offsets")
+    recorder.add(
+        f"sampling/{key}/miou",
+        values(name),
+        seeds=seeds,
+        unit="%",
+        description=f"GDC sigma 0.2, {key.replace('_', ' ')} offsets",
+    )
 recorder.add("runtime/minutes", elapsed_min, unit="min", description="all configurations and seeds")
 
 # %% [markdown]
@@ -222,26 +308,54 @@ def mean_std(config_name: str, column: str = "mIoU (%)") -> str:
     return f"{np.mean(v):.2f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.2f}"
 
 
-paper_rows = {"normal": "normal", "dilated6": "dilated6", "dilated16": "dilated16",
-              "dilated24": "dilated24", "deformable": "deformable", "gdc": "gdc-sigma0.2"}
-comparison = pd.DataFrame([
-    {"Table I row": key,
-     "paper VOC mIoU": paper(f"gdc.t1.{paper_rows[key]}.miou-voc"),
-     "paper Context mIoU": paper(f"gdc.t1.{paper_rows[key]}.miou-context"),
-     "paper VOC acc (%)": paper(f"gdc.t1.{paper_rows[key]}.pixel-acc-voc"),
-     "this project mIoU": mean_std(name), "this project acc (%)": mean_std(name, "pixel acc (%)")}
-    for key, name in table1.items() if key in paper_rows
-])
+paper_rows = {
+    "normal": "normal",
+    "dilated6": "dilated6",
+    "dilated16": "dilated16",
+    "dilated24": "dilated24",
+    "deformable": "deformable",
+    "gdc": "gdc-sigma0.2",
+}
+comparison = pd.DataFrame(
+    [
+        {
+            "Table I row": key,
+            "paper VOC mIoU": paper(f"gdc.t1.{paper_rows[key]}.miou-voc"),
+            "paper Context mIoU": paper(f"gdc.t1.{paper_rows[key]}.miou-context"),
+            "paper VOC acc (%)": paper(f"gdc.t1.{paper_rows[key]}.pixel-acc-voc"),
+            "this project mIoU": mean_std(name),
+            "this project acc (%)": mean_std(name, "pixel acc (%)"),
+        }
+        for key, name in table1.items()
+        if key in paper_rows
+    ]
+)
 recorder.save_table(comparison, "table1_comparison")
 comparison
 
 # %%
-other = [{"row": f"Table IV σ = {s}", "paper mIoU": paper(f"gdc.t4.sigma{s}.miou") if f"gdc.t4.sigma{s}.miou" in reported.index else float("nan"),
-          "this project mIoU": mean_std(f"gdc_sigma{s}")} for s in sigmas]
-other += [{"row": f"Table VII {k}", "paper mIoU": paper(f"gdc.t7.{k}.miou"), "this project mIoU": mean_std(n)}
-          for k, n in {"normal": "normal", "gdc": "gdc_sigma0.2", "uniform": "uniform"}.items()]
-other += [{"row": f"sampling: {k}", "paper mIoU": float("nan"), "this project mIoU": mean_std(n)}
-          for k, n in sampling_keys.items()]
+other = [
+    {
+        "row": f"Table IV σ = {s}",
+        "paper mIoU": paper(f"gdc.t4.sigma{s}.miou")
+        if f"gdc.t4.sigma{s}.miou" in reported.index
+        else float("nan"),
+        "this project mIoU": mean_std(f"gdc_sigma{s}"),
+    }
+    for s in sigmas
+]
+other += [
+    {
+        "row": f"Table VII {k}",
+        "paper mIoU": paper(f"gdc.t7.{k}.miou"),
+        "this project mIoU": mean_std(n),
+    }
+    for k, n in {"normal": "normal", "gdc": "gdc_sigma0.2", "uniform": "uniform"}.items()
+]
+other += [
+    {"row": f"sampling: {k}", "paper mIoU": float("nan"), "this project mIoU": mean_std(n)}
+    for k, n in sampling_keys.items()
+]
 other_table = pd.DataFrame(other)
 recorder.save_table(other_table, "table4_table7_sampling")
 other_table
@@ -252,8 +366,13 @@ other_table
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(17, 4.2), gridspec_kw={"width_ratios": [3, 2, 2]})
 bar_names = list(table1.values()) + ["uniform"]
-plot_mean_std_bars(axes[0], list(table1) + ["uniform"], [values(n) for n in bar_names],
-                   "mIoU (%)", "Table I + VII: layer under test")
+plot_mean_std_bars(
+    axes[0],
+    list(table1) + ["uniform"],
+    [values(n) for n in bar_names],
+    "mIoU (%)",
+    "Table I + VII: layer under test",
+)
 means = [np.mean(values(f"gdc_sigma{s}")) for s in sigmas]
 stds = [np.std(values(f"gdc_sigma{s}"), ddof=1) if len(seeds) > 1 else 0 for s in sigmas]
 axes[1].errorbar(sigmas, means, yerr=stds, marker="o", capsize=4, label="GDC")
@@ -263,8 +382,13 @@ axes[1].set_xlabel("σ (relative to the feature map's shortest side)")
 axes[1].set_ylabel("mIoU (%)")
 axes[1].set_title("Table IV: σ sweep")
 axes[1].legend(fontsize=8)
-plot_mean_std_bars(axes[2], list(sampling_keys), [values(n) for n in sampling_keys.values()],
-                   "mIoU (%)", "GDC sampling choices (σ = 0.2)")
+plot_mean_std_bars(
+    axes[2],
+    list(sampling_keys),
+    [values(n) for n in sampling_keys.values()],
+    "mIoU (%)",
+    "GDC sampling choices (σ = 0.2)",
+)
 fig.tight_layout()
 recorder.save_figure(fig, "tables_1_4_7")
 
@@ -272,7 +396,7 @@ recorder.save_figure(fig, "tables_1_4_7")
 # ## Bilinear or integer positions, per-tap or shared offsets?
 # The paper's Eq. 3 draws a magnitude per tap (per-tap) and does not say how a fractional
 # position is read; the authors' public code draws per tap and truncates positions to integers
-# (`gdc_notes.md`). Per-tap offsets are what both the equation and the code use, so the paper's
+# (`results/reported/PAPERS.md`). Per-tap offsets are what both the equation and the code use, so the paper's
 # numbers most likely come from per-tap offsets with integer (truncated) positions: the code is
 # what produced the numbers, and nothing in the text asks for interpolation. The measured
 # difference between the variants is in the table above; where it lies within the seed spread,

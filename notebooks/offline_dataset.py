@@ -34,6 +34,7 @@
 from typing import Literal  # noqa: F401  (parameter annotations)
 
 # %% tags=["parameters"]
+# fmt: off
 profile: str = "cpu"  # set by `repro run`
 output_dir: str = "."  # set by `repro run`
 num_classes: int = 9  # background + shape classes [>= 2]
@@ -42,6 +43,7 @@ num_train: int = 1000  # training images [>= 1]
 num_val: int = 200  # validation images [>= 1]
 data_seed: int = 0  # generation seed [>= 0]
 gallery_images: int = 6  # images shown in the gallery [>= 1]
+# fmt: on
 
 # %%
 import shutil
@@ -69,15 +71,24 @@ import tempfile
 fresh_root = tempfile.mkdtemp(prefix="offline-generation-")
 started = time.perf_counter()
 root = offline_module.build_offline_dataset(
-    fresh_root, num_classes=num_classes, image_size=image_size, num_train=num_train,
-    num_val=num_val, seed=data_seed,
+    fresh_root,
+    num_classes=num_classes,
+    image_size=image_size,
+    num_train=num_train,
+    num_val=num_val,
+    seed=data_seed,
 )
 elapsed = time.perf_counter() - started
 meta = offline_module.read_offline_meta(root)
 recorder = Recorder(
     output_dir,
-    setting={"dataset": "offline", "classes": num_classes, "image size": image_size,
-             "train/val images": f"{num_train}/{num_val}", "generation seed": data_seed},
+    setting={
+        "dataset": "offline",
+        "classes": num_classes,
+        "image size": image_size,
+        "train/val images": f"{num_train}/{num_val}",
+        "generation seed": data_seed,
+    },
 )
 print(f"generated {num_train} + {num_val} images in {elapsed:.1f} s")
 print("classes:", ", ".join(meta["class_names"]))
@@ -97,16 +108,26 @@ recorder.save_figure(figure, "gallery")
 # scribbles cover, over the training split.
 
 # %%
-train = build_dataset("offline", "train", fresh_root, num_classes=num_classes, image_size=image_size,
-                      num_train=num_train, num_val=num_val, data_seed=data_seed,
-                      with_scribbles=True)
+train = build_dataset(
+    "offline",
+    "train",
+    fresh_root,
+    num_classes=num_classes,
+    image_size=image_size,
+    num_train=num_train,
+    num_val=num_val,
+    data_seed=data_seed,
+    with_scribbles=True,
+)
 label_counts = np.zeros(num_classes)
 scribble_counts = np.zeros(num_classes)
 for index in range(len(train)):
     _, label, scribbles = train[index]
     label_np, scribbles_np = label.numpy(), scribbles.numpy()
     label_counts += np.bincount(label_np[label_np != 255], minlength=num_classes)[:num_classes]
-    scribble_counts += np.bincount(scribbles_np[scribbles_np != 255], minlength=num_classes)[:num_classes]
+    scribble_counts += np.bincount(scribbles_np[scribbles_np != 255], minlength=num_classes)[
+        :num_classes
+    ]
 balance = pd.DataFrame(
     {
         "class": meta["class_names"],
@@ -118,9 +139,14 @@ recorder.save_table(balance, "class_balance")
 balance
 
 # %%
-recorder.add("generation_seconds", elapsed, unit="s",
-             description="time to generate the dataset from nothing")
-recorder.add("scribbled_pixels_percent", 100 * scribble_counts.sum() / label_counts.sum(), unit="%",
-             description="share of labelled pixels covered by scribbles")
+recorder.add(
+    "generation_seconds", elapsed, unit="s", description="time to generate the dataset from nothing"
+)
+recorder.add(
+    "scribbled_pixels_percent",
+    100 * scribble_counts.sum() / label_counts.sum(),
+    unit="%",
+    description="share of labelled pixels covered by scribbles",
+)
 recorder.write()
 shutil.rmtree(fresh_root)

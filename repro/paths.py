@@ -41,3 +41,13 @@ def failed_runs_dir() -> Path:
 
 def package_dir() -> Path:
     return Path(__file__).resolve().parent
+
+
+def cache_dir(name: str) -> Path:
+    """A cache folder of generated data: ``$REPRO_CACHE/<name>`` or ``~/.cache/repro/<name>``.
+
+    Caches hold what a re-run can regenerate (the offline dataset, pseudo labels, finished
+    and interrupted training runs); deleting them costs time, never results.
+    """
+    base = os.environ.get("REPRO_CACHE")
+    return (Path(base).expanduser() if base else Path.home() / ".cache" / "repro") / name

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_PAPERS = REPO.parent / "shared" / "papers"
 
 
 def run_cli(
@@ -32,3 +31,16 @@ def run_cli(
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Every test writes caches (offline dataset, pseudo labels, training runs) to a
+    session-private folder, never the user's ``~/.cache/repro``."""
+    previous = os.environ.get("REPRO_CACHE")
+    os.environ["REPRO_CACHE"] = str(tmp_path_factory.mktemp("repro_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("REPRO_CACHE", None)
+    else:
+        os.environ["REPRO_CACHE"] = previous

@@ -83,6 +83,18 @@ def test_pages_exist(site):
         assert (site / page).exists(), page
 
 
+def test_design_and_what_the_texts_lost_are_pages_of_the_book(site):
+    design = text_of(site / "design.html")
+    assert "Design of the project" in design and "results/fingerprints.json" in design
+    papers = text_of(site / "generated" / "papers.html")
+    assert "texts lost, and what this project did about it" in papers
+    for paper in ("DSNet / CGDS", "GDC / GDPP", "DDSM", "Table VI"):
+        assert paper in papers, paper
+    # The chapters link to it rather than to files outside the repository.
+    for chapter in ("gdc.html", "ddsm.html", "dsnet.html"):
+        assert 'href="generated/papers.html"' in (site / chapter).read_text(), chapter
+
+
 def test_every_cpu_result_has_a_page_in_its_chapter(site):
     for spec in discover().values():
         if load_result(spec.name, "cpu") is not None:

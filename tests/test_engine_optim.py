@@ -20,7 +20,7 @@ def test_poly_factor_values():
 
 def test_scheduler_decays_every_group_and_keeps_their_ratio():
     model = TinySegNet()
-    config = TrainConfig(epochs=1, batch_size=1, lr=0.01)
+    config = TrainConfig(epochs=1, batch_size=1, lr=0.01, head_lr_mult=0.1)
     optimizer = build_optimizer(model, config)
     scheduler = PolyLRScheduler(optimizer, total_iterations=10, power=0.9)
     for _ in range(4):
@@ -34,9 +34,16 @@ def test_scheduler_decays_every_group_and_keeps_their_ratio():
     assert restored.last_epoch == 4
 
 
-def test_dsnet_default_gives_the_rest_a_tenth_of_the_backbone_rate():
+def test_default_trains_the_whole_network_at_one_rate():
+    config = TrainConfig(epochs=1, batch_size=1, lr=0.01)
+    assert config.head_lr_mult == 1.0
+    groups = build_optimizer(TinySegNet(), config).param_groups
+    assert [(g["name"], g["lr"]) for g in groups] == [("backbone", 0.01), ("head", 0.01)]
+
+
+def test_dsnets_ratio_gives_the_rest_a_tenth_of_the_backbone_rate():
     model = TinySegNet()
-    groups = parameter_groups(model, lr=0.01, head_lr_mult=TrainConfig(1, 1, 0.01).head_lr_mult)
+    groups = parameter_groups(model, lr=0.01, head_lr_mult=0.1)
     by_name = {g["name"]: g for g in groups}
     assert by_name["backbone"]["lr"] == 0.01
     assert by_name["head"]["lr"] == pytest.approx(0.001)
@@ -81,6 +88,7 @@ def test_adamw_keeps_the_two_learning_rates_and_decoupled_weight_decay():
         ("ohem_thresh", 1.5, "ohem_thresh must be in"),
         ("eval_scales", (), "eval_scales must be"),
         ("class_weights", (1.0, -2.0), "class_weights must be"),
+        ("device", "gpu", "device must be a device name"),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value, message):

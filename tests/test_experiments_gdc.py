@@ -11,7 +11,8 @@ import torch
 from repro import models
 from repro.data import build_dataset
 from repro.experiments import pseudo_labels as pl
-from repro.experiments.supervised import DataSpec, pyramid_module_configs
+from repro.experiments.gdc import pyramid_module_configs
+from repro.experiments.supervised import DataSpec
 from repro.singleimage import SingleImageConfig
 
 TINY = {"image_size": 32, "num_train": 4, "num_val": 2}
@@ -21,19 +22,27 @@ FAST = SingleImageConfig(channels=8, steps=2, num_draws=1, slic_segments=20)
 # ----------------------------------------------------------------- Table V configurations
 def test_paper_geometry_at_scale_one() -> None:
     configs = pyramid_module_configs(1.0)
-    assert configs["aspp"] == ("mobilenetv2_aspp", {"rates": (6, 12, 18)})
-    assert configs["saspp"] == ("mobilenetv2_saspp", {"rates": (1, 9, 18)})
-    assert configs["gdpp"][1] == {"gdpp_rates": (1, 18), "gdpp_bases": (9.0,), "gdpp_sigma": 2.0}
+    assert configs["aspp"] == ("mobilenetv2_aspp", {"context_options": {"rates": (6, 12, 18)}})
+    assert configs["saspp"] == ("mobilenetv2_saspp", {"context_options": {"rates": (1, 9, 18)}})
+    assert configs["gdpp"][1] == {
+        "context_options": {"rates": (1, 18), "bases": (9.0,), "sigma": 2.0, "num_eval_draws": 50}
+    }
     assert configs["none"] == ("mobilenetv2", {})
-    assert pyramid_module_configs(1.0, output_stride=8)["aspp"][1]["rates"] == (12, 24, 36)
+    eight = pyramid_module_configs(1.0, output_stride=8)
+    assert eight["aspp"][1]["context_options"]["rates"] == (12, 24, 36)
 
 
 def test_scaled_geometry_rounds_half_up_and_keeps_rates_positive() -> None:
     configs = pyramid_module_configs(0.25)
-    assert configs["aspp"][1]["rates"] == (2, 3, 5)  # 1.5, 3, 4.5
-    assert configs["saspp"][1]["rates"] == (1, 2, 5)  # 1 stays 1; 2.25; 4.5
-    assert configs["gdpp"][1] == {"gdpp_rates": (1, 5), "gdpp_bases": (2.25,), "gdpp_sigma": 0.5}
-    assert min(pyramid_module_configs(0.01)["aspp"][1]["rates"]) == 1
+    assert configs["aspp"][1]["context_options"]["rates"] == (2, 3, 5)  # 1.5, 3, 4.5
+    assert configs["saspp"][1]["context_options"]["rates"] == (1, 2, 5)  # 1 stays 1; 2.25; 4.5
+    assert configs["gdpp"][1]["context_options"] == {
+        "rates": (1, 5),
+        "bases": (2.25,),
+        "sigma": 0.5,
+        "num_eval_draws": 50,
+    }
+    assert min(pyramid_module_configs(0.01)["aspp"][1]["context_options"]["rates"]) == 1
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0])
@@ -60,8 +69,8 @@ def test_gdpp_rates_reach_the_model_and_rows_build() -> None:
         if isinstance(m, torch.nn.Conv2d) and m.groups > 1
     ]
     assert (5, 5) in dilations and (18, 18) not in dilations
-    with pytest.raises(ValueError, match="gdpp_rates"):
-        models.build("mobilenetv2_gdpp", num_classes=3, gdpp_rates=(1, 2, 3))
+    with pytest.raises(ValueError, match="rates"):
+        models.build("mobilenetv2_gdpp", num_classes=3, context_options={"rates": (1, 2, 3)})
 
 
 # ----------------------------------------------------------------- pseudo labels
@@ -190,7 +199,7 @@ def test_constant_prediction_floor(label_set) -> None:
 
 
 @pytest.mark.slow
-def test_runs_side_by_side_match_runs_in_process(tmp_path: Path) -> None:
+def test_runs_side_by_side_match_runs_in_process(tmp_path: Path, monkeypatch) -> None:
     from repro.engine import TrainConfig
     from repro.experiments.supervised import RunJob, train_and_evaluate_many
 
@@ -204,8 +213,12 @@ def test_runs_side_by_side_match_runs_in_process(tmp_path: Path) -> None:
         )
         for seed in (1, 0, 2)
     ]
+    # Separate run caches: the second call must train again, not reuse the first's outcomes.
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache_a"))
     side_by_side = train_and_evaluate_many(jobs, processes=2, threads_per_process=1)
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache_b"))
     in_process = train_and_evaluate_many(jobs[:2], processes=1, threads_per_process=1)
+    assert not any(o.reused for o in side_by_side + in_process)
     assert [o.seed for o in side_by_side] == [1, 0, 2]
     for parallel, serial in zip(side_by_side, in_process, strict=False):
         assert parallel.metrics["miou"] == serial.metrics["miou"]

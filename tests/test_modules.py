@@ -22,6 +22,7 @@ from repro.modules.ddsm import (
 from repro.modules.dynamic_baselines import DeformableConv, DynamicFilter
 from repro.modules.gaussian_offsets import tap_directions, truncate_to_map
 from repro.modules.gdc import GaussianDynamicConv, GaussianDynamicPyramidPooling
+from repro.modules.resize import resize_to
 
 warnings.filterwarnings("ignore", message=".*compiled sampling ops.*")
 
@@ -279,3 +280,17 @@ def test_ddsm_rejects_bad_arguments() -> None:
         ChannelDynamicAffinity(4, 3, channels=10)
     with pytest.raises(ValueError, match="affinity"):
         DynamicDualSampling(4, 3, 4, affinity="full")
+
+
+# ---------------------------------------------------------------- the one feature resize
+def test_resize_to_is_bilinear_without_corner_alignment() -> None:
+    x = torch.randn(2, 3, 5, 7)
+    expected = F.interpolate(x, size=(9, 4), mode="bilinear", align_corners=False)
+    assert torch.equal(resize_to(x, (9, 4)), expected)
+    assert torch.equal(resize_to(x, torch.zeros(1, 8, 9, 4)), expected)  # a reference map
+    assert torch.equal(resize_to(x, torch.zeros(9, 4)), expected)  # a label map [H, W]
+    assert resize_to(x, x) is x and resize_to(x, x.shape[-2:]) is x  # same size: no copy
+    with pytest.raises(ValueError, match="height, width"):
+        resize_to(x, (3,))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        resize_to(x, torch.zeros(4))

@@ -147,3 +147,20 @@ def test_every_seed_list_of_the_notebooks_is_declared_unique():
     for spec in discover().values():
         if "seeds" in spec.parameters:
             assert "unique" in spec.parameters["seeds"].constraints.flags, spec.name
+
+
+def test_a_declaration_wrapped_by_a_formatter_keeps_its_help_and_constraints():
+    source = (
+        "sigmas: list[float] = [\n"
+        "    0.1,\n"
+        "    0.3,\n"
+        "]  # half-Gaussian sigmas [> 0, increasing, len 2]\n"
+        'mode: Literal["a", "b"] = (\n'
+        '    "a"  # which mode\n'
+        ")\n"
+    )
+    sigmas, mode = parse_parameters_cell(source)
+    assert sigmas.help == "half-Gaussian sigmas" and sigmas.default == [0.1, 0.3]
+    with pytest.raises(ParameterError, match="increasing"):
+        sigmas.coerce([0.3, 0.1])
+    assert mode.help == "which mode" and mode.choices == ("a", "b")

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from repro.audit.reported import (
+    PAPER_TEXTS,
+    PAPERS_DIR_VARIABLE,
     REPORTED_COLUMNS,
     check_against_papers,
     default_papers_dir,
@@ -108,7 +110,7 @@ def test_lost_numbers_are_missing_with_a_note(reported: pd.DataFrame) -> None:
         assert f"gdc.t5.{head}.epochs100.miou-gain" in missing.index
     assert "gdc.t6.gdpp.miou" in missing.index
     assert missing["note"].str.len().gt(0).all()
-    assert missing["note"].str.contains("gdc_notes.md").all()
+    assert missing["note"].str.contains("PAPERS.md").all()  # what each text lost, per paper
 
 
 # ------------------------------------------------------------------ the schema rejects bad rows
@@ -142,7 +144,7 @@ def test_broken_row_is_rejected_naming_it(changes: dict[str, str], message: str)
 
 
 def test_good_rows_pass_and_missing_row_is_allowed() -> None:
-    lost = _good_row(id="gdc.t9.lost.params", value="", missing="true", note="lost (gdc_notes.md)")
+    lost = _good_row(id="gdc.t9.lost.params", value="", missing="true", note="lost (PAPERS.md)")
     validate_reported(_frame(_good_row(), lost))
 
 
@@ -204,7 +206,21 @@ def test_checker_finds_wrong_values_and_quotes(tmp_path: Path) -> None:
 
 def test_every_value_and_quote_is_in_the_paper_texts(reported: pd.DataFrame) -> None:
     papers_dir = default_papers_dir()
-    if not papers_dir.is_dir():
-        pytest.skip(f"paper texts not present at {papers_dir} (the shared folder beside the repo)")
+    if papers_dir is None:
+        pytest.skip(
+            f"the paper texts are not part of the repository: set {PAPERS_DIR_VARIABLE} to the "
+            f"folder holding {', '.join(PAPER_TEXTS.values())} to check the transcription"
+        )
+    # The variable was set, so the check was asked for: a wrong folder fails, it is not skipped.
+    assert papers_dir.is_dir(), f"{PAPERS_DIR_VARIABLE}={papers_dir} is not a folder"
     problems = check_against_papers(reported, papers_dir)
     assert problems == [], "\n".join(problems)
+
+
+def test_papers_dir_comes_from_the_environment_only(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(PAPERS_DIR_VARIABLE, raising=False)
+    assert default_papers_dir() is None
+    monkeypatch.setenv(PAPERS_DIR_VARIABLE, "")
+    assert default_papers_dir() is None
+    monkeypatch.setenv(PAPERS_DIR_VARIABLE, str(tmp_path))
+    assert default_papers_dir() == tmp_path

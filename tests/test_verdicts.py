@@ -1,4 +1,4 @@
-"""The verdict rules on synthetic results (DESIGN.md: supported, contradicted, inconclusive, ...)."""
+"""The verdict rules on synthetic results (book/design.md: supported, contradicted, inconclusive, ...)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The claims registry: what each paper claims, the numbers behind it and how to test it.
 
 ``results/reported/claims.yaml`` lists every claim of DSNet (AAAI 2020), GDC (TCSVT 2021)
-and DDSM (ICIP 2021) that an experiment could test, one sentence each (DESIGN.md, "Reported
-numbers and claims"), with
+and DDSM (ICIP 2021) that an experiment could test, one sentence each (``book/design.md``, "Reported
+numbers, claims and verdicts"), with
 
 * ``reported``: the ids of the paper's numbers it rests on (rows of ``numbers.csv``; empty for
   DDSM, whose tables are not available, and for figures without numbers);
@@ -56,7 +56,7 @@ _METRIC_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)+$")
 
 @dataclass(frozen=True)
 class ClaimTest:
-    """How an experiment decides a claim (DESIGN.md, "Verdicts").
+    """How an experiment decides a claim (``book/design.md``, "Verdicts").
 
     ``rule == "greater"``: ``a`` beats every key of ``b`` (lower beats higher when
     ``higher_is_better`` is false). ``rule == "close"``: ``a`` agrees with every ``b`` within

@@ -8,21 +8,24 @@ arXiv 2105.11657) has no table available, so it has no rows here; its claims liv
 claims registry only.
 
 Every row carries a short verbatim quote of the line it stands on, so that the transcription
-can be checked mechanically against the paper texts (:func:`check_against_papers`). A number
-the text extraction lost is a row with ``missing = true``, an empty value and a note saying
-what was lost; it is never guessed.
+can be checked mechanically against the paper texts (:func:`check_against_papers`). The texts
+are not part of the repository (the project cites the papers, it does not copy them): the
+check runs where ``$REPRO_PAPERS_DIR`` names a folder holding them (:data:`PAPER_TEXTS`), and
+is skipped, with that reason, elsewhere. A number the text extraction lost is a row with
+``missing = true``, an empty value and a note saying what was lost
+(``results/reported/PAPERS.md`` lists every loss per paper); it is never guessed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from repro.paths import repo_root, reported_dir
+from repro.paths import reported_dir
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,9 @@ REPORTED_COLUMNS: tuple[str, ...] = (
 PAPERS: tuple[str, ...] = ("dsnet", "gdc", "ddsm")
 SPLITS: tuple[str, ...] = ("train", "val", "test", "trainval", "unspecified")
 MAX_QUOTE_CHARS = 200
-#: The paper text each paper's quotes are taken from, in ``<shared>/papers/``.
+#: The environment variable naming the folder that holds the paper texts (not in the repository).
+PAPERS_DIR_VARIABLE = "REPRO_PAPERS_DIR"
+#: The paper text each paper's quotes are taken from, a file in ``$REPRO_PAPERS_DIR``.
 PAPER_TEXTS: dict[str, str] = {
     "dsnet": "dsnet_aaai2020.txt",
     "gdc": "gdc_single_image.txt",
@@ -65,9 +70,16 @@ def default_reported_path() -> Path:
     return reported_dir() / "numbers.csv"
 
 
-def default_papers_dir() -> Path:
-    """``<repo>/../shared/papers``: where the paper texts live next to the checkout."""
-    return repo_root().parent / "shared" / "papers"
+def default_papers_dir() -> Path | None:
+    """The folder of the paper texts: ``$REPRO_PAPERS_DIR``, or ``None`` when it is not set.
+
+    The texts (plain-text extractions of the three papers, named as in :data:`PAPER_TEXTS`)
+    are not distributed with the project; whoever has them points the variable at their
+    folder to run :func:`check_against_papers` (``tests/test_reported.py`` skips the check,
+    saying why, when the variable is unset).
+    """
+    value = os.environ.get(PAPERS_DIR_VARIABLE, "").strip()
+    return Path(value).expanduser() if value else None
 
 
 def read_reported_csv(path: str | Path) -> pd.DataFrame:
@@ -246,12 +258,3 @@ def reported_ids(df: pd.DataFrame | None = None) -> set[str]:
     """The ids of the reported numbers (of ``df``, or of the default file)."""
     frame = load_reported() if df is None else df
     return set(frame["id"])
-
-
-def select_reported(df: pd.DataFrame, ids: Iterable[str]) -> pd.DataFrame:
-    """The rows of ``df`` with the given ids, in the given order; unknown ids raise."""
-    ids = list(ids)
-    unknown = [i for i in ids if i not in set(df["id"])]
-    if unknown:
-        raise ValueError(f"ids not in the reported numbers: {unknown}")
-    return df.set_index("id").loc[ids].reset_index()

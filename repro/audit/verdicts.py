@@ -1,4 +1,4 @@
-"""Verdicts on the papers' claims from measured results (DESIGN.md, "Reported numbers and claims").
+"""Verdicts on the papers' claims from measured results (``book/design.md``, "Verdicts").
 
 For a ``greater`` claim ("a beats every b") with means ``m`` and seed-to-seed standard
 deviations ``s``, the spread of a difference is ``sqrt(s_a² + s_b²)`` (the standard deviation

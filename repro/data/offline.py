@@ -18,10 +18,9 @@ Figure and ground (``grey_background``, the default since generator version 2): 
 photo and its clutter blobs are desaturated, the objects keep their colour (grey textures get a
 random tint). Colour then tells *that* a pixel belongs to an object, never *which* class it is.
 Version 1 textured objects and background from the same colour pool, so an object was only a
-texture discontinuity, often invisible (a crop of the same photo on the same photo); dilated
-ResNet-18s trained from random initialisation then stayed at the background-only floor for the
-whole CPU budget (``notes/feasibility_probes_2026-11-22.md``, ``notes/feasibility_recipe.md``).
-The claims tested here are about gathering context to name a region, not about figure-ground
+texture discontinuity, often invisible (a crop of the same photo on the same photo), and
+networks trained from random initialisation within a CPU budget did not get past predicting
+background. The claims tested here are about gathering context to name a region, not about figure-ground
 segregation by texture, so the cue removes a difficulty the papers do not study.
 
 Every image also has scribbles in the spirit of ScribbleSup: each region of each class,
@@ -65,7 +64,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -79,6 +77,7 @@ from repro.data.palette import IGNORE_INDEX, write_label_png
 from repro.data.scribbles import scribbles_from_label
 from repro.data.shapes import SHAPES, draw_shape
 from repro.data.texture_pool import random_texture
+from repro.paths import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +148,7 @@ class OfflineParameters:
 
 def default_cache_dir() -> Path:
     """``$REPRO_CACHE/offline`` if the variable is set, else ``~/.cache/repro/offline``."""
-    base = os.environ.get("REPRO_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "repro") / "offline"
+    return cache_dir("offline")
 
 
 def _image_rng(params: OfflineParameters, split: str, index: int) -> np.random.Generator:

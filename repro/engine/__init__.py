@@ -1,10 +1,12 @@
 """Training and evaluation engine (SGD + poly schedule, deep supervision, OHEM and GDC
 weighted cross-entropy, flip/multi-scale evaluation, boundary F-score, exact resumption,
-DistributedDataParallel with synchronised batch norm).
+DistributedDataParallel with synchronised batch norm). Training, evaluation and inference
+run on the device :func:`resolve_device` picks (``"auto"``: the GPU when there is one).
 """
 
 from repro.engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from repro.engine.config import LOSSES, OPTIMIZERS, TrainConfig
+from repro.engine.device import resolve_device
 from repro.engine.evaluate import evaluate
 from repro.engine.inference import MULTI_SCALE_EVAL_SCALES, predict_probabilities
 from repro.engine.losses import (
@@ -49,6 +51,7 @@ __all__ = [
     "pixel_share_class_weights",
     "poly_lr_factor",
     "predict_probabilities",
+    "resolve_device",
     "save_checkpoint",
     "seed_everything",
     "train",

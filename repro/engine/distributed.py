@@ -29,6 +29,7 @@ import torch.distributed as dist
 import yaml
 
 from repro.engine.config import TrainConfig
+from repro.engine.device import resolve_device
 from repro.engine.train import train
 
 
@@ -62,7 +63,8 @@ def apply_overrides(config: TrainConfig, assignments: Sequence[str]) -> TrainCon
 def init_process_group(backend: str | None, device: str) -> tuple[int, int]:
     """Joins the ``torchrun`` job (``env://``); gloo unless NCCL fits the device."""
     if backend is None:
-        backend = "nccl" if device.startswith("cuda") and torch.cuda.is_available() else "gloo"
+        # Resolved, so that "auto" on a GPU machine gets NCCL like an explicit "cuda".
+        backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     return dist.get_rank(), dist.get_world_size()

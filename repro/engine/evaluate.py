@@ -4,6 +4,10 @@ boundary F-score and throughput, with optional flip and multi-scale inference
 
 Inside a ``torch.distributed`` run every process evaluates its share of the images and
 the counts are summed across processes; all processes must call :func:`evaluate`.
+
+The model and the images run on ``device``; predictions come back to the CPU, where the
+confusion matrix (int64 counts) and the boundary F-score (SciPy distance transforms)
+accumulate, so the labels never leave the CPU.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from repro.engine.device import resolve_device
 from repro.engine.inference import predict_probabilities
 from repro.engine.metrics import (
     DEFAULT_BOUNDARY_TOLERANCE_PX,
@@ -74,10 +79,15 @@ def evaluate(
     progress: bool = True,
     ignore_index: int = 255,
     boundary_tolerance_px: int = DEFAULT_BOUNDARY_TOLERANCE_PX,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     num_workers: int = 0,
 ) -> dict[str, Any]:
     """Evaluates ``model`` on ``dataset`` (items ``(image [3,H,W], label [H,W])``).
+
+    ``device`` (``"auto"``, ``"cpu"``, ``"cuda[:N]"``; see
+    :func:`~repro.engine.device.resolve_device`): the model is moved there (and left there,
+    as :func:`~repro.engine.train.train` leaves it on its device) and every batch of images
+    follows it.
 
     Returns a JSON-ready dict: ``miou``, ``pixel_acc``, ``per_class_iou`` (list, ``None``
     for a class absent from labels and predictions), ``boundary_f``,
@@ -88,6 +98,7 @@ def evaluate(
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("dataset is empty; expected at least one (image, label) item")
+    target = resolve_device(device)
     rank, world_size = _distributed_context()
     indices = list(range(rank, len(dataset), world_size))  # type: ignore[arg-type]
     loader = DataLoader(
@@ -100,6 +111,7 @@ def evaluate(
     confusion = ConfusionMatrix(num_classes, ignore_index)
     boundaries = BoundaryCounts()
     was_training = model.training
+    model.to(target)
     model.eval()
     started = time.perf_counter()
     try:
@@ -107,8 +119,7 @@ def evaluate(
             loader, desc="eval", unit="batch", disable=not progress or rank != 0, leave=False
         )
         for images, labels in bar:
-            images = images.to(device)
-            probs = predict_probabilities(model, images, flip=flip, scales=scales)
+            probs = predict_probabilities(model, images.to(target), flip=flip, scales=scales)
             pred = probs.argmax(dim=1).cpu()
             confusion.update(pred, labels)
             boundaries += boundary_counts(pred, labels, boundary_tolerance_px, ignore_index)
@@ -127,11 +138,11 @@ def evaluate(
             ],
             dtype=torch.int64,
         )
-        confusion.matrix = _all_reduce(confusion.matrix, device)
-        counts = _all_reduce(counts, device)
+        confusion.matrix = _all_reduce(confusion.matrix, target)
+        counts = _all_reduce(counts, target)
         boundaries = BoundaryCounts(*(int(c) for c in counts[:4]))
         num_images = int(counts[4])
-        elapsed = float(_all_reduce(torch.tensor([elapsed], dtype=torch.float64), device, "max"))
+        elapsed = float(_all_reduce(torch.tensor([elapsed], dtype=torch.float64), target, "max"))
     result = {
         "miou": confusion.miou(),
         "pixel_acc": confusion.pixel_accuracy(),

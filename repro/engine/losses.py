@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.engine.config import LOSSES, TrainConfig
+from repro.modules.resize import resize_to
 
 DEFAULT_IGNORE_INDEX = 255
 
@@ -27,13 +28,6 @@ def _check_shapes(logits: torch.Tensor, target: torch.Tensor) -> None:
         )
     if target.dtype != torch.long:
         raise TypeError(f"target must be a LongTensor, got dtype {target.dtype}")
-
-
-def resize_logits_to(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of logits to ``size`` (no-op when already there); for aux heads."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
 def _zero_loss(logits: torch.Tensor) -> torch.Tensor:
@@ -176,7 +170,7 @@ class SegmentationLoss(nn.Module):
 
     def single(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The configured loss of one logits map."""
-        logits = resize_logits_to(logits, tuple(target.shape[-2:]))
+        logits = resize_to(logits, target)
         if self.kind == "ohem":
             return ohem_cross_entropy(
                 logits, target, self.ohem_thresh, self.ohem_min_kept, self.ignore_index

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from repro.engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from repro.engine.config import TrainConfig
+from repro.engine.device import resolve_device
 from repro.engine.evaluate import evaluate, stack_same_size
 from repro.engine.losses import build_loss
 from repro.engine.optim import build_optimizer
@@ -99,10 +100,10 @@ def _distributed_context() -> tuple[int, int]:
 
 
 def _resolve_device(requested: str, world_size: int) -> torch.device:
-    device = torch.device(requested)
+    """:func:`~repro.engine.device.resolve_device`, then, under DDP, an unindexed GPU
+    becomes this process's ``LOCAL_RANK`` GPU (torchrun's convention), made current."""
+    device = resolve_device(requested)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"TrainConfig.device is {requested!r} but CUDA is not available")
         if world_size > 1 and device.index is None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -40,6 +39,7 @@ from tqdm.auto import tqdm
 from repro.data.base import SegmentationDataset
 from repro.data.palette import IGNORE_INDEX, read_label_png, write_label_png
 from repro.engine.metrics import ConfusionMatrix
+from repro.paths import cache_dir
 from repro.singleimage import SingleImageConfig, image_seed, segment_image
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,7 @@ META_FILE = "pseudo_labels.json"
 
 def default_pseudo_label_cache() -> Path:
     """``$REPRO_CACHE/pseudo_labels`` if the variable is set, else ``~/.cache/repro/pseudo_labels``."""
-    base = os.environ.get("REPRO_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "repro") / "pseudo_labels"
+    return cache_dir("pseudo_labels")
 
 
 def _image_ids(dataset: SegmentationDataset) -> list[str]:

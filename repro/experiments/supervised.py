@@ -1,9 +1,10 @@
 """Train a segmentation model on a dataset and evaluate it: the unit of every supervised table.
 
-A notebook describes a table as a list of configurations and seeds; this module turns one
-(configuration, seed) into a training run with :func:`repro.engine.train` and returns the
-numbers the notebook records. Runs are checkpointed under ``run_dir`` so an interrupted
-notebook resumes where it stopped.
+A table (:mod:`repro.experiments.table`) is a list of configurations and seeds; this module
+turns one (configuration, seed) into a training run with :func:`repro.engine.train` and
+returns the numbers the table records. :func:`train_and_evaluate_many` keeps every run in the
+run cache (:mod:`repro.experiments.run_cache`), so an interrupted notebook, re-run with the
+same parameters, skips the runs it finished and resumes the unfinished one from its last epoch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import multiprocessing
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from tqdm import tqdm
 
 from repro import models
 from repro.data import build_dataset, build_eval_transform, build_train_transform
+from repro.data.offline import OfflineParameters
 from repro.engine import ConfusionMatrix, TrainConfig, evaluate, train
+from repro.experiments.run_cache import read_outcome, run_key, runs_cache_dir, write_outcome
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,29 @@ class DataSpec:
     train_labels: str = "full"
     pseudo_labels: Any = None
 
+    def setting(self) -> dict[str, str]:
+        """The dataset, resolution and augmentation in words, for a result's setting."""
+        if self.dataset == "offline":
+            size = self.offline.get("image_size", self.crop_size)
+            words = (
+                f"offline ({self.offline.get('num_train', '?')} train / "
+                f"{self.offline.get('num_val', '?')} val, "
+                f"{self.offline.get('num_classes', OfflineParameters.num_classes) - 1} shapes)"
+            )
+            resolution = f"{size}x{size}"
+        else:
+            words = f"{self.dataset} ({self.train_split} / {self.val_split})"
+            resolution = f"{self.crop_size}x{self.crop_size} training crops"
+        if self.train_labels != "full":
+            words += f", trained on {self.train_labels} labels"
+        low, high = self.scale_range
+        return {
+            "dataset": words,
+            "resolution": resolution,
+            "scale augmentation": "none" if low == high == 1.0 else f"{low:g}-{high:g}",
+            "flip augmentation": "horizontal" if self.flip else "none",
+        }
+
     def build(self, seed: int) -> tuple[Any, Any]:
         extra = dict(self.offline) if self.dataset == "offline" else {}
         train_set = build_dataset(
@@ -72,7 +98,11 @@ class DataSpec:
 
 @dataclass
 class RunOutcome:
-    """What one training run measured."""
+    """What one training run measured.
+
+    ``resumed_from_epoch`` is the epoch its training continued from (0: from scratch);
+    ``reused`` says the outcome was read from the run cache instead of trained again.
+    """
 
     model: str
     seed: int
@@ -82,9 +112,16 @@ class RunOutcome:
     train_seconds: float
     parameters: int
     history: list[dict[str, Any]]
+    resumed_from_epoch: int = 0
+    reused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunOutcome:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def train_and_evaluate(
@@ -98,6 +135,8 @@ def train_and_evaluate(
     """Build ``model_name``, train it with ``train_config`` on ``data``, evaluate on val.
 
     The seed of ``train_config`` seeds the weights, the sample order and the augmentation.
+    Training and evaluation run on ``train_config.device``. With a ``run_dir``, training
+    continues from the checkpoint there when there is one.
     """
     torch.manual_seed(train_config.seed)
     train_set, val_set = data.build(train_config.seed)
@@ -113,10 +152,15 @@ def train_and_evaluate(
         scales=train_config.eval_scales,
         progress=progress,
         boundary_tolerance_px=train_config.boundary_tolerance_px,
+        # Where training put the model (train_config.device, resolved): evaluate there too.
+        device=next(model.parameters()).device,
     )
     history = [asdict(record) for record in result.history]
     images = sum(record["images_per_s"] * record["time_s"] for record in history)
     busy = sum(record["time_s"] for record in history)
+    if result.resumed_from_epoch:
+        # The wall clock saw only the epochs after the interruption; the history has them all.
+        train_seconds = busy
     return RunOutcome(
         model=model_name,
         seed=train_config.seed,
@@ -126,6 +170,7 @@ def train_and_evaluate(
         train_seconds=train_seconds,
         parameters=sum(p.numel() for p in model.parameters()),
         history=history,
+        resumed_from_epoch=result.resumed_from_epoch,
     )
 
 
@@ -138,15 +183,47 @@ class RunJob:
     data: DataSpec
     train_config: TrainConfig
 
+    def description(self) -> dict[str, Any]:
+        """Everything that decides this run's outcome, JSON-ready (the run cache's identity)."""
+        data = {f.name: getattr(self.data, f.name) for f in fields(self.data)}
+        # The pseudo labels are named by their folder, which their own cache key names.
+        labels = data.pop("pseudo_labels")
+        data["pseudo_labels"] = None if labels is None else str(getattr(labels, "folder", labels))
+        return {
+            "model_name": self.model_name,
+            "model_config": self.model_config,
+            "data": data,
+            "train_config": self.train_config.to_dict(),
+        }
+
 
 def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_job(job: RunJob) -> RunOutcome:
-    return train_and_evaluate(
-        job.model_name, job.model_config, job.data, job.train_config, progress=False
+def run_cached(job: RunJob, threads: int, progress: bool = True) -> RunOutcome:
+    """Run ``job`` in its run-cache folder: reuse a finished outcome, resume an unfinished run."""
+    run_dir = runs_cache_dir() / run_key(job.description(), threads)
+    finished = read_outcome(run_dir)
+    if finished is not None:
+        outcome = RunOutcome.from_dict(finished)
+        outcome.reused = True
+        log.info("reusing the finished run in %s", run_dir)
+        return outcome
+    outcome = train_and_evaluate(
+        job.model_name,
+        job.model_config,
+        job.data,
+        job.train_config,
+        run_dir=run_dir,
+        progress=progress,
     )
+    write_outcome(run_dir, outcome.to_dict())
+    return outcome
+
+
+def _run_job(job: RunJob, threads: int) -> RunOutcome:
+    return run_cached(job, threads, progress=False)
 
 
 def train_and_evaluate_many(
@@ -158,7 +235,8 @@ def train_and_evaluate_many(
     second in total than one run on two threads (small convolutions scale poorly over threads).
     The outcomes come back in the order of ``jobs`` and do not depend on ``processes``; they do
     depend on the thread count (float sums are reordered), so a table keeps one setting.
-    ``processes=1`` runs in this process, with a progress bar per run.
+    ``processes=1`` runs in this process, with a progress bar per run. Every run goes through
+    the run cache (:func:`run_cached`): finished runs are reused, an interrupted one resumes.
     """
     if processes < 1 or threads_per_process < 1:
         raise ValueError(
@@ -167,10 +245,7 @@ def train_and_evaluate_many(
         )
     if processes == 1:
         torch.set_num_threads(threads_per_process)
-        return [
-            train_and_evaluate(job.model_name, job.model_config, job.data, job.train_config)
-            for job in jobs
-        ]
+        return [run_cached(job, threads_per_process) for job in jobs]
     # The offline dataset is generated once here, not by several workers at the same time.
     first_offline = next((job for job in jobs if job.data.dataset == "offline"), None)
     if first_offline is not None:
@@ -179,66 +254,12 @@ def train_and_evaluate_many(
     with ProcessPoolExecutor(
         processes, mp_context=context, initializer=_worker_init, initargs=(threads_per_process,)
     ) as pool:
-        futures = [pool.submit(_run_job, job) for job in jobs]
+        futures = [pool.submit(_run_job, job, threads_per_process) for job in jobs]
         with tqdm(total=len(jobs), desc=f"runs ({processes} at a time)", unit="run") as bar:
             for future in as_completed(futures):
                 future.result()  # raises the first failure at once
                 bar.update(1)
         return [future.result() for future in futures]
-
-
-# GDC Table V rows -> registry names (the notebook's metric keys use the short names).
-PYRAMID_MODULE_MODELS: dict[str, str] = {
-    "none": "mobilenetv2",
-    "aspp": "mobilenetv2_aspp",
-    "saspp": "mobilenetv2_saspp",
-    "gdpp": "mobilenetv2_gdpp",
-}
-
-
-def _scaled_rate(rate: float, scale: float) -> int:
-    # Round half up (Python's round() would send 4.5 to 4) and keep every dilation >= 1.
-    return max(1, int(rate * scale + 0.5))
-
-
-def pyramid_module_configs(
-    rate_scale: float = 1.0, output_stride: int = 16
-) -> dict[str, tuple[str, dict[str, Any]]]:
-    """GDC Table V's four context modules as ``{row: (registry name, model config)}``.
-
-    The paper's geometry (Sec. V-B2) is set for a 513-pixel crop at output stride 16, a
-    33 x 33 feature map: ASPP dilations (6, 12, 18) (DeepLabv3; doubled at stride 8), S-ASPP
-    (1, 9, 18), GDPP dilations 1 and 18 around one shared-offset GDC with base 9 and sigma 2.
-    At a smaller feature map those reaches fall off the map, so ``rate_scale`` (feature-map side
-    over 33) multiplies every dilation (rounded half up, at least 1), the GDC base and sigma;
-    ``1.0`` gives the paper's values. The small dilation 1 stays 1.
-    """
-    if not rate_scale > 0:
-        raise ValueError(f"rate_scale must be > 0, got {rate_scale!r}")
-    if output_stride not in (8, 16):
-        raise ValueError(f"output_stride must be 8 or 16, got {output_stride!r}")
-    aspp_rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
-    small, base, sigma, large = 1, 9.0, 2.0, 18
-    scaled_large = _scaled_rate(large, rate_scale)
-    return {
-        "none": (PYRAMID_MODULE_MODELS["none"], {}),
-        "aspp": (
-            PYRAMID_MODULE_MODELS["aspp"],
-            {"rates": tuple(_scaled_rate(r, rate_scale) for r in aspp_rates)},
-        ),
-        "saspp": (
-            PYRAMID_MODULE_MODELS["saspp"],
-            {"rates": (small, _scaled_rate(base, rate_scale), scaled_large)},
-        ),
-        "gdpp": (
-            PYRAMID_MODULE_MODELS["gdpp"],
-            {
-                "gdpp_rates": (small, scaled_large),
-                "gdpp_bases": (base * rate_scale,),
-                "gdpp_sigma": sigma * rate_scale,
-            },
-        ),
-    }
 
 
 def constant_prediction_scores(dataset: Any, class_index: int = 0) -> dict[str, float]:

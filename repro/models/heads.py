@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from repro.modules.conv_blocks import ConvBNReLU, check_positive_int
@@ -44,13 +43,6 @@ class PixelClassifier(nn.Sequential):
         super().__init__(
             ConvBNReLU(in_channels, hidden_channels, 3), nn.Conv2d(hidden_channels, num_classes, 1)
         )
-
-
-def upsample_to(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear upsampling of logits to the input resolution."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
 def check_images(images: torch.Tensor) -> None:

@@ -37,6 +37,7 @@ from repro.models.heads import check_images
 from repro.modules.conv_blocks import check_choice, check_positive_int
 from repro.modules.dynamic_baselines import DeformableConv
 from repro.modules.gdc import GaussianDynamicConv
+from repro.modules.resize import resize_to
 
 BRANCHES = ("normal", "dilated", "deformable", "gdc", "uniform")
 
@@ -65,8 +66,8 @@ class FrozenMobileNetV2Extractor(nn.Module):
         first = self.first_layer(images)
         second = self.first_bottleneck(first)
         size = (max(images.shape[-2] // 2, 1), max(images.shape[-1] // 2, 1))
-        first = F.interpolate(first, size=size, mode="bilinear", align_corners=False)
-        second = F.interpolate(second, size=size, mode="bilinear", align_corners=False)
+        first = resize_to(first, size)
+        second = resize_to(second, size)
         return torch.cat([first, second], dim=1)
 
 
@@ -155,7 +156,7 @@ class LightweightGDCNet(nn.Module):
         )
         logits = self.classifier(merged)
         size = output_size or (2 * features.shape[-2], 2 * features.shape[-1])
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        logits = resize_to(logits, size)
         return {"out": logits}
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -2,7 +2,10 @@
 
 Each entry is a model class with preset defaults (the row of a paper's table it stands
 for) and a one-line description. ``config`` overrides any constructor argument of the class;
-an unknown name or argument is a ``ValueError`` listing what is allowed.
+an unknown name or argument is a ``ValueError`` listing what is allowed. Every model with a
+context module (ASPP, S-ASPP or GDPP) takes that module's options as one mapping,
+``context_options`` (e.g. ``build("dsnet", 21, context_options={"rates": (12, 24, 36)})``;
+the keys and their defaults are in :mod:`repro.models.segmentation`).
 """
 
 from __future__ import annotations

@@ -22,33 +22,113 @@ backbone is the attribute ``.backbone``.
   comparable). ``sampler`` is ``"conv"`` (paper) or ``"non_local"`` (ablation).
 * ``DDSMNet``: ASPP on X(5) is the high-level map that refines a low-level stage through
   DDSM (or its full non-local baseline); concat[refined, up(X(ASPP))] -> pixel classifier.
+
+Every model with a context module takes its options the same way, as one mapping
+``context_options`` of that module's keyword arguments (unknown keys are a ``ValueError``
+naming the model, the key and the keys allowed); what is left out takes the default of
+:func:`context_option_defaults`:
+
+* ASPP (``DeepLabV3(context="aspp")``, and the ASPP of ``DeepLabV3Plus``, ``DSNet`` and
+  ``DDSMNet``): ``rates`` (DeepLabv3 Sec. 3.3: (6, 12, 18) at output stride 16, doubled at
+  8), ``image_pooling`` (True).
+* S-ASPP (``"separable_aspp"``, GDC Table V): ``rates`` ((1, 9, 18), see
+  :mod:`repro.modules.aspp`), ``image_pooling`` (True).
+* GDPP (``"gdpp"``, GDC Fig. 5, Sec. IV-B and V-B1): ``rates``, the fixed (small, large)
+  dilations ((1, 18)); ``bases``, the base offsets of the GDC branches ((9.0,)); ``sigma``
+  (2.0 pixels); ``image_pooling`` (True); ``eval_draws`` ("mean") and ``num_eval_draws``
+  (50, the paper's T at test time).
+* ``"none"``: no options.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from repro.models.backbones import MobileNetV2Backbone, ResNetBackbone, build_resnet
-from repro.models.heads import FCNHead, PixelClassifier, check_images, upsample_to
+from repro.models.heads import FCNHead, PixelClassifier, check_images
 from repro.modules.aspp import ASPP, SeparableASPP
-from repro.modules.cgds import ContextGuidedSampling, FeatureModification, resize_to
+from repro.modules.cgds import ContextGuidedSampling, FeatureModification
 from repro.modules.conv_blocks import ConvBNReLU, check_choice
 from repro.modules.ddsm import DynamicDualSampling
 from repro.modules.dynamic_baselines import DeformableConv, DynamicFilter
 from repro.modules.gdc import GaussianDynamicPyramidPooling
+from repro.modules.resize import resize_to
 
 CONTEXTS = ("aspp", "separable_aspp", "gdpp", "none")
 REFINEMENTS = ("none", "dcnv2", "dynamic_filter")
 BACKBONES = ("resnet18", "resnet50", "resnet101", "mobilenet_v2")
 
 
+#: S-ASPP's dilations: GDPP's layout with the GDC branch a separable conv of its base 9.
+SEPARABLE_ASPP_RATES: tuple[int, ...] = (1, 9, 18)
+#: GDPP's fixed (small, large) dilations and its GDC base offsets (GDC Sec. V-B1).
+GDPP_RATES: tuple[int, int] = (1, 18)
+GDPP_BASES: tuple[float, ...] = (9.0,)
+
+
 def default_aspp_rates(output_stride: int) -> tuple[int, ...]:
     """DeepLabv3's rates: (6, 12, 18) at output stride 16, doubled at 8."""
     return (12, 24, 36) if output_stride == 8 else (6, 12, 18)
+
+
+def context_option_defaults(context: str, output_stride: int) -> dict[str, Any]:
+    """Every option ``context_options`` may set for the ``context`` module, with its default.
+
+    The defaults are the papers' (see the module docstring); they build exactly the module
+    the models built before ``context_options`` existed.
+    """
+    check_choice("context", context, CONTEXTS)
+    if context == "aspp":
+        return {"rates": default_aspp_rates(output_stride), "image_pooling": True}
+    if context == "separable_aspp":
+        return {"rates": SEPARABLE_ASPP_RATES, "image_pooling": True}
+    if context == "gdpp":
+        return {
+            "rates": GDPP_RATES,
+            "bases": GDPP_BASES,
+            "sigma": 2.0,
+            "image_pooling": True,
+            "eval_draws": "mean",
+            "num_eval_draws": 50,
+        }
+    return {}
+
+
+def resolve_context_options(
+    model: str,
+    context: str,
+    output_stride: int,
+    context_options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """``context_options`` over :func:`context_option_defaults`; ``model`` names the caller
+    in the ``ValueError`` an unknown key raises (with the key and the keys allowed)."""
+    defaults = context_option_defaults(context, output_stride)
+    if context_options is None:
+        return defaults
+    if not isinstance(context_options, Mapping):
+        raise TypeError(
+            f"{model}: context_options must be a mapping of {context!r} module options, got "
+            f"{type(context_options).__name__}"
+        )
+    unknown = sorted(str(key) for key in set(context_options) - set(defaults))
+    if unknown:
+        allowed = ", ".join(sorted(defaults)) or "none (it takes no options)"
+        raise ValueError(
+            f"{model}: unknown context_options key(s) {unknown} for its {context!r} context "
+            f"module; allowed keys: {allowed}"
+        )
+    options = {**defaults, **context_options}
+    if context == "gdpp" and len(tuple(options["rates"])) != 2:
+        raise ValueError(
+            f"{model}: context_options['rates'] of the 'gdpp' context module must be the "
+            f"(small, large) dilations, got {options['rates']}"
+        )
+    return options
 
 
 class SegmentationModel(nn.Module):
@@ -62,10 +142,10 @@ class SegmentationModel(nn.Module):
         size: tuple[int, int],
         aux_input: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        outputs = {"out": upsample_to(logits, size)}
+        outputs = {"out": resize_to(logits, size)}
         aux_head = getattr(self, "aux_head", None)
         if aux_head is not None and aux_input is not None:
-            outputs["aux"] = upsample_to(aux_head(aux_input), size)
+            outputs["aux"] = resize_to(aux_head(aux_input), size)
         return outputs
 
 
@@ -99,48 +179,41 @@ class FCN(SegmentationModel):
 
 
 def build_context(
-    context: str,
-    in_channels: int,
-    channels: int,
-    output_stride: int,
-    rates: Sequence[int] | None = None,
-    image_pooling: bool = True,
-    gdpp_sigma: float = 2.0,
-    gdpp_bases: Sequence[float] = (9.0,),
-    gdpp_eval_draws: str = "mean",
-    gdpp_num_eval_draws: int = 50,
-    gdpp_rates: Sequence[int] = (1, 18),
+    context: str, in_channels: int, channels: int, options: Mapping[str, Any]
 ) -> tuple[nn.Module, int]:
     """The context module of a DeepLabv3 tail and its output channels.
 
-    ``gdpp_rates`` are GDPP's fixed (small, large) dilations (1 and 18 in GDC Sec. V-B2).
+    ``options`` is the full, checked option set of :func:`resolve_context_options`.
     """
     check_choice("context", context, CONTEXTS)
     if context == "aspp":
-        rates = rates or default_aspp_rates(output_stride)
-        return ASPP(in_channels, channels, rates, image_pooling), channels
+        return ASPP(in_channels, channels, options["rates"], options["image_pooling"]), channels
     if context == "separable_aspp":
-        return SeparableASPP(in_channels, channels, rates or (1, 9, 18), image_pooling), channels
+        module = SeparableASPP(in_channels, channels, options["rates"], options["image_pooling"])
+        return module, channels
     if context == "gdpp":
-        if len(gdpp_rates) != 2:
-            raise ValueError(f"gdpp_rates must be (small, large) dilations, got {gdpp_rates}")
+        small_rate, large_rate = options["rates"]
         module = GaussianDynamicPyramidPooling(
             in_channels,
             channels,
-            small_rate=int(gdpp_rates[0]),
-            large_rate=int(gdpp_rates[1]),
-            middle_bases=gdpp_bases,
-            sigma=gdpp_sigma,
-            image_pooling=image_pooling,
-            eval_draws=gdpp_eval_draws,
-            num_eval_draws=gdpp_num_eval_draws,
+            small_rate=int(small_rate),
+            large_rate=int(large_rate),
+            middle_bases=options["bases"],
+            sigma=options["sigma"],
+            image_pooling=options["image_pooling"],
+            eval_draws=options["eval_draws"],
+            num_eval_draws=options["num_eval_draws"],
         )
         return module, channels
     return nn.Identity(), in_channels
 
 
 class DeepLabV3(SegmentationModel):
-    """Backbone + context module + DeepLabv3 tail (GDC Table V, GDC Sec. V-B2)."""
+    """Backbone + context module + DeepLabv3 tail (GDC Table V, GDC Sec. V-B2).
+
+    ``context`` picks the module, ``context_options`` sets its options (see the module
+    docstring and :func:`context_option_defaults`).
+    """
 
     def __init__(
         self,
@@ -150,18 +223,17 @@ class DeepLabV3(SegmentationModel):
         output_stride: int = 16,
         weights: str | Path | None = None,
         channels: int = 256,
-        rates: Sequence[int] | None = None,
-        image_pooling: bool = True,
-        gdpp_sigma: float = 2.0,
-        gdpp_bases: Sequence[float] = (9.0,),
-        gdpp_eval_draws: str = "mean",
-        gdpp_num_eval_draws: int = 50,
-        gdpp_rates: Sequence[int] = (1, 18),
+        context_options: Mapping[str, Any] | None = None,
         width_mult: float = 1.0,
         deep_supervision: bool = False,
     ) -> None:
         super().__init__()
         check_choice("backbone", backbone, BACKBONES)
+        # Checked before anything is built: a misspelt option fails fast, not after the
+        # backbone (and its weights) are loaded.
+        options = resolve_context_options(
+            f"DeepLabV3(context={context!r})", context, output_stride, context_options
+        )
         if backbone == "mobilenet_v2":
             if deep_supervision:
                 raise ValueError("deep_supervision needs a ResNet backbone, got mobilenet_v2")
@@ -172,19 +244,7 @@ class DeepLabV3(SegmentationModel):
             self.backbone = build_resnet(backbone, output_stride, weights)
             in_channels = self.backbone.channels["x5"]
             self.aux_head = _resnet_aux_head(self.backbone, num_classes, deep_supervision)
-        self.context, context_channels = build_context(
-            context,
-            in_channels,
-            channels,
-            output_stride,
-            rates,
-            image_pooling,
-            gdpp_sigma,
-            gdpp_bases,
-            gdpp_eval_draws,
-            gdpp_num_eval_draws,
-            gdpp_rates,
-        )
+        self.context, context_channels = build_context(context, in_channels, channels, options)
         self.classifier = PixelClassifier(context_channels, channels, num_classes)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -196,7 +256,8 @@ class DeepLabV3(SegmentationModel):
 
 
 class DeepLabV3Plus(SegmentationModel):
-    """DeepLabv3+ with an optional DCNv2 / dynamic-filter refinement of the ASPP output."""
+    """DeepLabv3+ with an optional DCNv2 / dynamic-filter refinement of the ASPP output;
+    ``context_options`` are its ASPP's (``rates``, ``image_pooling``)."""
 
     def __init__(
         self,
@@ -209,12 +270,16 @@ class DeepLabV3Plus(SegmentationModel):
         decoder_channels: int = 256,
         refinement: str = "none",
         deep_supervision: bool = False,
+        context_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.refinement_kind = check_choice("refinement", refinement, REFINEMENTS)
+        options = resolve_context_options(
+            type(self).__name__, "aspp", output_stride, context_options
+        )
         self.backbone = build_resnet(backbone, output_stride, weights)
         channels = self.backbone.channels
-        self.aspp = ASPP(channels["x5"], aspp_channels, default_aspp_rates(output_stride))
+        self.aspp, _ = build_context("aspp", channels["x5"], aspp_channels, options)
         if refinement == "dcnv2":
             self.refinement: nn.Module = nn.Sequential(
                 DeformableConv(aspp_channels, aspp_channels, modulated=True),
@@ -245,7 +310,10 @@ class DeepLabV3Plus(SegmentationModel):
 
 
 class DSNet(SegmentationModel):
-    """Dynamic Sampling Network (DSNet Fig. 3); see module docstring for the options."""
+    """Dynamic Sampling Network (DSNet Fig. 3); see module docstring for the options.
+
+    ``context_options`` are the options of its ASPP, X(ASPP) (``rates``, ``image_pooling``).
+    """
 
     def __init__(
         self,
@@ -263,13 +331,17 @@ class DSNet(SegmentationModel):
         sampled_channels: int = 256,
         classifier_channels: int = 256,
         deep_supervision: bool = True,
+        context_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.low_level = check_choice("low_level", low_level, ("x3", "x4", "x5"))
         self.high_level = check_choice("high_level", high_level, ("aspp", "x5"))
+        options = resolve_context_options(
+            type(self).__name__, "aspp", output_stride, context_options
+        )
         self.backbone = build_resnet(backbone, output_stride, weights)
         channels = self.backbone.channels
-        self.aspp = ASPP(channels["x5"], aspp_channels, default_aspp_rates(output_stride))
+        self.aspp, _ = build_context("aspp", channels["x5"], aspp_channels, options)
         self.modification = FeatureModification(
             channels[low_level], modification_channels, modification_kernel_size
         )
@@ -296,7 +368,8 @@ class DSNet(SegmentationModel):
 
 
 class DDSMNet(SegmentationModel):
-    """ResNet + ASPP + DDSM refinement of a low-level stage (or the full non-local baseline)."""
+    """ResNet + ASPP + DDSM refinement of a low-level stage (or the full non-local baseline);
+    ``context_options`` are its ASPP's (``rates``, ``image_pooling``)."""
 
     def __init__(
         self,
@@ -316,12 +389,16 @@ class DDSMNet(SegmentationModel):
         position_embedding: bool = True,
         classifier_channels: int = 256,
         deep_supervision: bool = False,
+        context_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.low_level = check_choice("low_level", low_level, ("x2", "x3", "x4"))
+        options = resolve_context_options(
+            type(self).__name__, "aspp", output_stride, context_options
+        )
         self.backbone = build_resnet(backbone, output_stride, weights)
         channels = self.backbone.channels
-        self.aspp = ASPP(channels["x5"], aspp_channels, default_aspp_rates(output_stride))
+        self.aspp, _ = build_context("aspp", channels["x5"], aspp_channels, options)
         self.ddsm = DynamicDualSampling(
             channels[low_level],
             aspp_channels,

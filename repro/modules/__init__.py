@@ -12,6 +12,7 @@ from repro.modules.ddsm import (
 from repro.modules.dynamic_baselines import DeformableConv, DynamicFilter
 from repro.modules.gdc import GaussianDynamicConv, GaussianDynamicPyramidPooling
 from repro.modules.non_local import NonLocalBlock
+from repro.modules.resize import resize_to
 
 __all__ = [
     "ASPP",
@@ -29,4 +30,5 @@ __all__ = [
     "SeparableASPP",
     "SpatialDynamicAffinity",
     "SpatialNonLocalAffinity",
+    "resize_to",
 ]

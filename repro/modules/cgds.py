@@ -21,21 +21,14 @@ convolutional layer" that adapts X(i) into X(M); kernel size is a parameter (def
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from repro.modules.conv_blocks import ConvBNReLU, check_choice, check_positive_int
 from repro.modules.non_local import NonLocalBlock
+from repro.modules.resize import resize_to
 from repro.ops import dynamic_sampling_conv2d
 
 SAMPLERS = ("conv", "non_local")
-
-
-def resize_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Bilinearly resize ``x`` to ``reference``'s spatial size (no-op when equal)."""
-    if x.shape[-2:] == reference.shape[-2:]:
-        return x
-    return F.interpolate(x, size=reference.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class FeatureModification(ConvBNReLU):

@@ -1,7 +1,7 @@
 """Dynamic Dual Sampling Module (DDSM, ICIP 2021, arXiv 2105.11657) and its full non-local baseline.
 
 Built from the module figure of the authors' repository as described in
-``shared/papers/ddsm_module.md`` (the paper's own text is not available). A low-level map
+``results/reported/PAPERS.md`` (the paper's own text is not available). A low-level map
 ``x_l`` [B, C_l, H, W] is refined with a coarser high-level map ``x_h`` [B, C_h, h, w]:
 
 (a) spatial-wise (``SpatialDynamicAffinity``): position embeddings are added, ``x_h`` is
@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repro.modules.cgds import resize_to
 from repro.modules.conv_blocks import ConvBNReLU, check_choice, check_positive_int
+from repro.modules.resize import resize_to
 from repro.ops import sample_points
 
 ANCHORS = ("global", "local")
@@ -304,10 +304,6 @@ class ChannelDynamicAffinity(_ChannelProjections):
         """``[B, c, D]`` -> ``[B, D, s, s]``: channel ``i*s + j`` at grid cell ``(i, j)``."""
         b, _, d = descriptors.shape
         return descriptors.transpose(1, 2).reshape(b, d, self.grid_side, self.grid_side)
-
-    def _off_grid(self, grid: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`_on_grid` for ``[B, D, s, s]`` -> ``[B, c, D]``."""
-        return grid.flatten(2).transpose(1, 2)
 
     def affinity(self, low: torch.Tensor, high: torch.Tensor):
         """Softmax affinities ``[B, c, N]`` and sampled values ``[B, c, N, h*w]``."""

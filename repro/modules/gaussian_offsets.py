@@ -1,6 +1,6 @@
 """Half-Gaussian sampling offsets of the Gaussian Dynamic Convolution (GDC).
 
-GDC (Sun et al., TCSVT 2021, Section III, Eq. 1-4; see ``shared/papers/gdc_notes.md``
+GDC (Sun et al., TCSVT 2021, Section III, Eq. 1-4; see ``results/reported/PAPERS.md``
 for the math the text extraction lost): a tap of a k x k kernel with direction
 ``d`` from the kernel centre is read at ``p = p0 + d * r``. A normal convolution has
 ``r = 1``, a dilated one ``r = dilation``; GDC draws ``r`` from a half-Gaussian

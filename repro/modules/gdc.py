@@ -1,6 +1,6 @@
 """Gaussian dynamic convolution (GDC), its uniform-random control, and GDPP.
 
-GDC (Sun et al., TCSVT 2021, Sec. III, Fig. 2, Eq. 1-4; ``shared/papers/gdc_notes.md``):
+GDC (Sun et al., TCSVT 2021, Sec. III, Fig. 2, Eq. 1-4; ``results/reported/PAPERS.md``):
 the centre tap of a k x k kernel is fixed, every other tap ``d`` is read at
 ``p0 + d * r`` with ``r`` drawn from a half-Gaussian ``|N(0, sigma^2)|`` (see
 :mod:`repro.modules.gaussian_offsets`, the single source of these draws). The

@@ -17,7 +17,9 @@ is allowed.
 from __future__ import annotations
 
 import ast
+import io
 import json
+import tokenize
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,10 +152,19 @@ def _annotation_to_type(node: ast.expr, name: str) -> tuple[str, str | None, tup
     )
 
 
+def _comments_by_line(source: str) -> dict[int, str]:
+    """The text of each comment (without ``#``) by its line number."""
+    return {
+        token.start[0]: token.string[1:].strip()
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    }
+
+
 def parse_parameters_cell(source: str) -> list[Parameter]:
     """Parse the declared parameters of a ``parameters`` cell's source code."""
     tree = ast.parse(source)
-    lines = source.splitlines()
+    comments = _comments_by_line(source)
     params: list[Parameter] = []
     for stmt in tree.body:
         if not isinstance(stmt, ast.AnnAssign) or not isinstance(stmt.target, ast.Name):
@@ -166,8 +177,10 @@ def parse_parameters_cell(source: str) -> list[Parameter]:
             raise ValueError(f"parameter {name!r} has no default value")
         type_name, item_type, choices = _annotation_to_type(stmt.annotation, name)
         default = ast.literal_eval(stmt.value)
-        line = lines[stmt.lineno - 1]
-        help_text, constraints = split_help(line.split("#", 1)[1] if "#" in line else "", name)
+        # A formatter may wrap a long declaration: its help comment is then on a later line.
+        end = stmt.end_lineno or stmt.lineno
+        comment = " ".join(comments[n] for n in range(stmt.lineno, end + 1) if n in comments)
+        help_text, constraints = split_help(comment, name)
         param = Parameter(
             name, type_name, default, choices, help_text, item_type, constraints=constraints
         )

@@ -1,6 +1,6 @@
 """``repro run``: validate parameters, execute a notebook with papermill, store its results.
 
-Data flow (DESIGN.md): ``notebooks/X.py --papermill--> results/X/PROFILE/{metrics.json,
+Data flow (``book/design.md``): ``notebooks/X.py --papermill--> results/X/PROFILE/{metrics.json,
 figures/, tables/, X.ipynb}``. Everything that can be checked is checked before the kernel
 starts: the parameters (with their declared constraints), the output folder, and the dataset
 where the notebook declares one (a real dataset that is absent is refused with its expected

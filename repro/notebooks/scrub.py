@@ -2,10 +2,11 @@
 
 The book renders the executed notebook of every result. Two things in its outputs say
 nothing about the result and leak the machine that ran it: absolute paths (the virtual
-environment in a warning's location, the staging folder of the run) and warnings that a
-library prints about its own set-up (tqdm's "IProgress not found", raised because the kernel
-has no widget front end). :func:`scrub_notebook` removes both; it changes outputs only, never
-a cell's source, so a scrubbed result stays current.
+environment in a warning's location, the staging folder of the run, the home directory in a
+cache folder's path, shown as ``~``) and warnings that a library prints about its own set-up
+(tqdm's "IProgress not found", raised because the kernel has no widget front end).
+:func:`scrub_notebook` removes both; it changes outputs only, never a cell's source, so a
+scrubbed result stays current.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def _path_replacements(extra: dict[str, str]) -> list[tuple[str, str]]:
         sys.prefix: "<venv>",
         str(repo_root()): "<repo>",
     }
+    home = str(Path.home())
+    if home not in ("", "/"):  # a cache folder under the home directory reads ~/.cache/...
+        pairs[home.rstrip("/") + "/"] = "~/"
     # Longest first: the venv usually lies inside the repository.
     return sorted(pairs.items(), key=lambda item: len(item[0]), reverse=True)
 

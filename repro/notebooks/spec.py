@@ -16,7 +16,7 @@ Each notebook is a jupytext ``py:percent`` file in ``notebooks/``. Its YAML head
     # ---
 
 A profile is a named set of parameter defaults over the defaults of the ``parameters``
-cell (DESIGN.md, "Profiles"). The cell tagged ``parameters`` declares every parameter
+cell (``book/design.md``, "Profiles"). The cell tagged ``parameters`` declares every parameter
 (see :mod:`repro.notebooks.params`); ``profile`` and ``output_dir`` are set by the runner.
 """
 

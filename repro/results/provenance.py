@@ -1,4 +1,4 @@
-"""Provenance of a result: code versions, hashes, machine and time (DESIGN.md, "Data flow")."""
+"""Provenance of a result: code versions, hashes, machine and time (``book/design.md``, "Results")."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from repro.data.scribbles import expand_scribbles_slic
 from repro.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from repro.engine.losses import weighted_cross_entropy
 from repro.models import build
+from repro.modules.resize import resize_to
 
 logger = logging.getLogger(__name__)
 
@@ -293,9 +294,7 @@ def segment_image(
         tick = time.perf_counter()
         probabilities = _average_prediction(network, features, (work_h, work_w), config)
         if (work_h, work_w) != (height, width):
-            probabilities = F.interpolate(
-                probabilities[None], size=(height, width), mode="bilinear", align_corners=False
-            )[0]
+            probabilities = resize_to(probabilities[None], (height, width))[0]
         timings["predict"] = time.perf_counter() - tick
 
     prediction = np.asarray(classes, dtype=np.uint8)[probabilities.argmax(0).numpy()]
@@ -367,9 +366,4 @@ def _average_prediction(
         remaining -= chunk
     assert total is not None
     mean = total / draws
-    return F.interpolate(mean[None], size=size, mode="bilinear", align_corners=False)[0]
-
-
-def with_overrides(config: SingleImageConfig, **changes: object) -> SingleImageConfig:
-    """A copy of ``config`` with ``changes`` (validated)."""
-    return replace(config, **changes)
+    return resize_to(mean[None], size)[0]

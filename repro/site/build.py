@@ -46,14 +46,14 @@ def toc(sections: dict[str, list[str]]) -> dict:
         "format": "jb-book",
         "root": "intro",
         "parts": [
-            {"caption": "Audit", "chapters": [{"file": "audit"}]},
+            {"caption": "Audit", "chapters": [chapter("audit", sections.get("audit", []))]},
             {
                 "caption": "The papers",
                 "chapters": [chapter(p, sections.get(p, [])) for p in ("gdc", "dsnet", "ddsm")],
             },
             {
                 "caption": "The project",
-                "chapters": [chapter("project", sections.get("project", []))],
+                "chapters": [chapter("project", sections.get("project", [])), {"file": "design"}],
             },
         ],
     }

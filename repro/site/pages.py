@@ -18,7 +18,7 @@ import pandas as pd
 from repro.audit.table import audit_frame
 from repro.audit.verdicts import VERDICTS
 from repro.notebooks import NotebookSpec, discover
-from repro.paths import results_dir
+from repro.paths import reported_dir, results_dir
 from repro.results.store import BrokenResult, RunResult, broken_results, load_result
 from repro.site.catalogue import CATALOGUE, PAPERS
 
@@ -277,7 +277,25 @@ def write_generated(source: Path) -> dict[str, list[str]]:
     write_metric_snippets(generated, specs, source)
     for page in extra_pages(generated):
         sections["project"].append(page)
+    sections["audit"] = papers_page(generated)
     return sections
+
+
+PAPERS_NOTES = "PAPERS.md"
+"""What each paper's text lost and how the project handled it, next to the transcription."""
+
+
+def papers_page(generated: Path) -> list[str]:
+    """``results/reported/PAPERS.md`` as the page ``generated/papers``, a section of the audit.
+
+    The file stays beside the transcription it explains (``numbers.csv``, ``claims.yaml``);
+    the book shows it as written. Empty when the file is absent (a bare results folder).
+    """
+    notes = reported_dir() / PAPERS_NOTES
+    if not notes.is_file():
+        return []
+    shutil.copyfile(notes, generated / "papers.md")
+    return ["generated/papers"]
 
 
 def _bench_view(table: pd.DataFrame) -> pd.DataFrame:
