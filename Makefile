@@ -47,7 +47,7 @@ reproduce: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check repro tests notebooks
-	$(BIN)/ruff format --check repro tests
+	$(BIN)/ruff format --check repro tests notebooks
 
 clean:
 	rm -rf book/_build build *.egg-info repro/_C*.so

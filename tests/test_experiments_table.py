@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 import pytest
+import torch
 
 from repro.engine import TrainConfig
 from repro.experiments import run_cache, supervised
@@ -297,3 +298,31 @@ def test_the_code_hash_ignores_prose_but_not_code(tmp_path: Path) -> None:
     assert run_cache._code_form(source) == base
     source.write_text('"""Doc."""\ndef f(x):\n    return x + 2\n')
     assert run_cache._code_form(source) != base
+
+
+# ------------------------------------------------------------------------------ device
+def test_the_spec_device_reaches_training_and_evaluation(tmp_path: Path, monkeypatch) -> None:
+    """TableSpec.train.device -> RunJob -> train() -> the model -> evaluate(device=...)."""
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    seen: dict[str, list] = {"train": [], "evaluate": [], "parameters": []}
+    real_train, real_evaluate = supervised.train, supervised.evaluate
+
+    def spy_train(model, train_set, val_set, config, **kwargs):
+        seen["train"].append(config.device)
+        return real_train(model, train_set, val_set, config, **kwargs)
+
+    def spy_evaluate(model, *args, device, **kwargs):
+        seen["evaluate"].append(device)
+        seen["parameters"].append({p.device for p in model.parameters()})
+        return real_evaluate(model, *args, device=device, **kwargs)
+
+    monkeypatch.setattr(supervised, "train", spy_train)
+    monkeypatch.setattr(supervised, "evaluate", spy_evaluate)
+    spec = tiny_spec(tmp_path / "data", seeds=(0,))
+    spec = replace(spec, rows=spec.rows[:1], train=replace(spec.train, device="auto"))
+    recorder = Recorder(tmp_path / "out")
+    run_table(spec, recorder, floor=False)
+    expected = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert seen["train"] == ["auto"]
+    assert seen["evaluate"] == [expected] and seen["parameters"] == [{expected}]
+    assert recorder.setting["device"] == str(expected)
