@@ -108,3 +108,24 @@ def test_a_benchmark_has_no_fingerprint_and_falls_back_to_sources(project):  # n
     _with_fingerprint(project, "abc")
     fp.store_fingerprint(NAME, {"fingerprint": None, "sources": {}}, project / "results")
     assert _result(project).staleness_rule() == "sources"
+
+
+@pytest.mark.parametrize(
+    ("key", "timing"),
+    [
+        ("fcn/train_images_per_s", True),
+        ("fcn/train_minutes", True),
+        ("dsnet_overhead/time_ratio", True),
+        ("tool/coffee/cpu_seconds", True),
+        ("runtime/minutes", True),
+        ("bench/latency_ms", True),
+        ("table5/gdpp/params", False),  # holds "ms", counts parameters
+        ("table5/gdpp/epochs50/miou", False),
+        ("radius/sigma_small", False),
+        ("labels/scribbles/labelled_fraction", False),
+    ],
+)
+def test_timing_keys_are_told_by_whole_words(key: str, timing: bool) -> None:
+    from repro.results.fingerprint import is_timing
+
+    assert is_timing(key) is timing

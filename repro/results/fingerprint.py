@@ -37,13 +37,17 @@ SIGNIFICANT_DIGITS = 6
 """Values are rounded to this many digits: the same seed on CPU gives the same metrics, but
 summation order may differ in the last bits between builds of the same library."""
 
-_TIMING_WORDS = ("time", "seconds", "minutes", "per_s", "wall", "speed", "latency", "ms")
+# Whole words of the key's last part (split at "_"): "params" holds "ms" but is no timing.
+_TIMING_WORDS = frozenset(
+    {"time", "runtime", "seconds", "minutes", "wall", "speed", "latency", "ms", "fps"}
+)
 
 
 def is_timing(key: str) -> bool:
     """Whether a metric key is a measurement of speed, which no fingerprint may depend on."""
-    leaf = key.rsplit("/", 1)[-1].lower()
-    return any(word in leaf for word in _TIMING_WORDS)
+    words = key.rsplit("/", 1)[-1].lower().split("_")
+    per_second = any(a == "per" and b == "s" for a, b in zip(words, words[1:], strict=False))
+    return per_second or not _TIMING_WORDS.isdisjoint(words)
 
 
 def _rounded(value: Any) -> Any:
