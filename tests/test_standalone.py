@@ -310,6 +310,12 @@ NOT_REPOSITORY_PATHS: tuple[tuple[str, str, str], ...] = (
         "a script of MMSegmentation's repository",
     ),
     ("repro/data/voc.py", "ImageSets/Segmentation/train_aug.txt", "a file of the dataset's layout"),
+    # The record of the offline-pretrained weights, written by `repro run pretrain_backbones
+    # --profile cpu`; until that run is committed, the loader's error says to run it.
+    *(
+        (file, "results/pretrain_backbones/cpu/metrics.json", "the cpu run's record, to come")
+        for file in ("repro/models/pretrained.py", "notebooks/pretrain_backbones.py")
+    ),
 )
 
 

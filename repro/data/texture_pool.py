@@ -83,8 +83,19 @@ def random_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     The crop side is ``size`` times a zoom in ``[0.5, 2]`` (clipped to the image), resized to
     ``size``; grey textures get a random tint, colour photos a random channel order and gain.
     """
+    return texture_crop(rng, int(rng.integers(len(texture_pool()))), size)
+
+
+def texture_crop(rng: np.random.Generator, index: int, size: int) -> np.ndarray:
+    """:func:`random_texture` from pool image ``index`` (the pretraining task names the source).
+
+    Draws from ``rng`` exactly as :func:`random_texture` does after it has picked the image,
+    so the offline dataset is unchanged by the split.
+    """
     pool = texture_pool()
-    _, image, is_grey = pool[int(rng.integers(len(pool)))]
+    if not 0 <= index < len(pool):
+        raise ValueError(f"index: expected 0..{len(pool) - 1} (the pool's images), got {index}")
+    _, image, is_grey = pool[index]
     height, width = image.shape[:2]
     side = int(min(height, width, max(8, round(size * rng.uniform(0.5, 2.0)))))
     top = int(rng.integers(0, height - side + 1))

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from repro.data.base import SegmentationDataset
 from repro.data.palette import IGNORE_INDEX, read_label_png, write_label_png
 from repro.engine.metrics import ConfusionMatrix
+from repro.models.pretrained import is_offline_pretrained, weights_identity
 from repro.paths import cache_dir
 from repro.singleimage import SingleImageConfig, image_seed, segment_image
 
@@ -66,6 +67,9 @@ def pseudo_label_key(dataset: SegmentationDataset, config: SingleImageConfig, se
         "config": config.to_dict(),
         "seed": int(seed),
     }
+    if is_offline_pretrained(config.weights):
+        # The name stays the same when the weights are pretrained again: key on their hash.
+        identity["config"]["weights"] = weights_identity(config.weights)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return digest[:16]
 

@@ -26,6 +26,7 @@ from repro.data import build_dataset, build_eval_transform, build_train_transfor
 from repro.data.offline import OfflineParameters
 from repro.engine import ConfusionMatrix, TrainConfig, evaluate, train
 from repro.experiments.run_cache import read_outcome, run_key, runs_cache_dir, write_outcome
+from repro.models.pretrained import is_offline_pretrained, weights_identity
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +190,13 @@ class RunJob:
         # The pseudo labels are named by their folder, which their own cache key names.
         labels = data.pop("pseudo_labels")
         data["pseudo_labels"] = None if labels is None else str(getattr(labels, "folder", labels))
+        model_config = dict(self.model_config)
+        if is_offline_pretrained(model_config.get("weights")):
+            # The name stays the same when the weights are pretrained again: key on their hash.
+            model_config["weights"] = weights_identity(model_config["weights"])
         return {
             "model_name": self.model_name,
-            "model_config": self.model_config,
+            "model_config": model_config,
             "data": data,
             "train_config": self.train_config.to_dict(),
         }

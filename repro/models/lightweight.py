@@ -84,7 +84,9 @@ class LightweightGDCNet(nn.Module):
         gdc_options: extra :class:`~repro.modules.gdc.GaussianDynamicConv` options for
             ``"gdc"``/``"uniform"`` (e.g. ``eval_draws``, ``num_eval_draws``, ``sampling``,
             ``mode``, ``uniform_high``).
-        weights: MobileNetV2 weights (None = random, the offline default).
+        weights: MobileNetV2 weights: None (random, the offline default), a torchvision name,
+            ``"offline-pretrained"`` (MobileNetV2 x1.0 pretrained by this project's
+            ``pretrain_backbones`` notebook, :mod:`repro.models.pretrained`) or a file.
     """
 
     def __init__(

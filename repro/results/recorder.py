@@ -3,10 +3,14 @@
 A notebook creates one :class:`Recorder` on its ``output_dir`` parameter, adds metrics
 (one value per seed), saves figures and tables, and calls :meth:`Recorder.write`. The
 runner (``repro run``) then adds the parameters and the provenance to ``metrics.json``.
+Files a run produces outside its results folder (pretrained weights in the cache, too large
+to commit) are recorded with :meth:`Recorder.artefact`: name, size and SHA-256, so that the
+committed ``metrics.json`` says which file is the result and a loader can check a copy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -85,6 +89,7 @@ class Recorder:
         self.figures: list[str] = []
         self.tables: list[str] = []
         self.notes: list[str] = []
+        self.artefacts: dict[str, dict[str, Any]] = {}
 
     def add(
         self,
@@ -123,15 +128,41 @@ class Recorder:
         """A sentence the book shows with the result (e.g. what the budget implies)."""
         self.notes.append(text)
 
+    def artefact(self, name: str, path: str | Path, **details: Any) -> dict[str, Any]:
+        """Record a file this run produced outside ``output_dir`` under ``name``.
+
+        Stores the file's name (never its machine path), size and SHA-256, computed here from
+        the file as written, with ``details`` (JSON-ready: what it is, its parameters).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"artefact {name!r}: {path} is not a file")
+        digest = hashlib.sha256()
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        entry = {
+            "file": path.name,
+            "bytes": path.stat().st_size,
+            "sha256": digest.hexdigest(),
+            **details,
+        }
+        json.dumps(entry, allow_nan=False)  # details must be JSON (fails here, not at write)
+        self.artefacts[name] = entry
+        return entry
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "setting": self.setting,
             "metrics": {key: asdict(metric) for key, metric in self.metrics.items()},
             "figures": sorted(set(self.figures)),
             "tables": sorted(set(self.tables)),
             "notes": self.notes,
-            "sources": imported_source_hashes(),
         }
+        if self.artefacts:  # only where a notebook has some: other records keep their form
+            record["artefacts"] = self.artefacts
+        record["sources"] = imported_source_hashes()
+        return record
 
     def write(self) -> Path:
         """Write ``metrics.json`` (the runner completes it with parameters and provenance)."""

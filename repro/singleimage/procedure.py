@@ -70,7 +70,8 @@ class SingleImageConfig:
         expand_superpixels: expand scribbles with SLIC (paper: yes).
         slic_segments, slic_compactness: SLIC parameters (the paper gives none).
         working_size: process at this shortest side (``None`` = the image's own size).
-        weights: MobileNetV2 weights (``None`` = random: no download is possible here).
+        weights: MobileNetV2 weights (``None`` = random: no download is possible here;
+            ``"offline-pretrained"``: this project's stand-in, :mod:`repro.models.pretrained`).
     """
 
     conv: str = "gdc"
