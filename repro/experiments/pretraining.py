@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +45,7 @@ from torch.utils.data import DataLoader
 from repro.data.pretraining import GeneratedImages, PretrainTask, ProbeTask
 from repro.engine import TrainConfig, train
 from repro.engine.evaluate import stack_same_size
+from repro.experiments.parallel import map_side_by_side
 from repro.experiments.run_cache import read_outcome, run_key, write_outcome
 from repro.models import pretrained
 from repro.models.backbones import MobileNetV2Backbone, ResNetBackbone
@@ -201,10 +200,6 @@ def pretrain(spec: PretrainSpec, device: str = "auto", progress: bool = True) ->
     return outcome
 
 
-def _worker_init(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
 def _pretrain_quietly(spec: PretrainSpec, device: str) -> PretrainOutcome:
     return pretrain(spec, device, progress=False)
 
@@ -230,12 +225,7 @@ def pretrain_many(
     threads = {spec.threads for spec in specs}
     if len(threads) != 1:
         raise ValueError(f"specs run side by side must share a thread count, got {threads}")
-    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-    with ProcessPoolExecutor(
-        processes, mp_context=context, initializer=_worker_init, initargs=(threads.pop(),)
-    ) as pool:
-        futures = [pool.submit(_pretrain_quietly, spec, device) for spec in specs]
-        return [future.result() for future in futures]
+    return map_side_by_side(_pretrain_quietly, specs, processes, threads.pop(), device)
 
 
 class ProbeTaps(nn.Module):

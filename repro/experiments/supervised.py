@@ -10,21 +10,19 @@ same parameters, skips the runs it finished and resumes the unfinished one from 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from repro import models
 from repro.data import build_dataset, build_eval_transform, build_train_transform
 from repro.data.offline import OfflineParameters
 from repro.engine import ConfusionMatrix, TrainConfig, evaluate, train
+from repro.experiments.parallel import map_side_by_side
 from repro.experiments.run_cache import read_outcome, run_key, runs_cache_dir, write_outcome
 from repro.models.pretrained import is_offline_pretrained, weights_identity
 
@@ -202,10 +200,6 @@ class RunJob:
         }
 
 
-def _worker_init(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
 def run_cached(job: RunJob, threads: int, progress: bool = True) -> RunOutcome:
     """Run ``job`` in its run-cache folder: reuse a finished outcome, resume an unfinished run."""
     run_dir = runs_cache_dir() / run_key(job.description(), threads)
@@ -255,16 +249,7 @@ def train_and_evaluate_many(
     first_offline = next((job for job in jobs if job.data.dataset == "offline"), None)
     if first_offline is not None:
         first_offline.data.build(first_offline.train_config.seed)
-    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-    with ProcessPoolExecutor(
-        processes, mp_context=context, initializer=_worker_init, initargs=(threads_per_process,)
-    ) as pool:
-        futures = [pool.submit(_run_job, job, threads_per_process) for job in jobs]
-        with tqdm(total=len(jobs), desc=f"runs ({processes} at a time)", unit="run") as bar:
-            for future in as_completed(futures):
-                future.result()  # raises the first failure at once
-                bar.update(1)
-        return [future.result() for future in futures]
+    return map_side_by_side(_run_job, jobs, processes, threads_per_process, threads_per_process)
 
 
 def constant_prediction_scores(dataset: Any, class_index: int = 0) -> dict[str, float]:

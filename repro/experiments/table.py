@@ -149,8 +149,9 @@ class TableSpec:
 
 def describe_recipe(config: TrainConfig) -> str:
     """The training recipe in one line: every field of ``config`` that shapes a result."""
-    parts = [f"{config.optimizer}, lr {config.lr:g} (backbone), {config.head_lr_mult:g} x lr"]
-    parts[0] += " elsewhere"
+    parts = [
+        f"{config.optimizer}, lr {config.lr:g} (backbone), {config.head_lr_mult:g} x lr elsewhere"
+    ]
     if config.optimizer == "sgd":
         parts.append(f"momentum {config.momentum:g}")
     parts += [
