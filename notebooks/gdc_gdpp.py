@@ -20,7 +20,7 @@
 #       The Cityscapes comparison (DeepLabv3 vs DeepLabv3 + GDPP, ResNet-101) runs with
 #       -p dataset cityscapes where the data is.
 #     profiles:
-#       smoke: {num_train: 8, num_val: 4, image_size: 64, epochs_50: 1, epochs_100: 2, batch_size: 4, width_mult: 0.25, channels: 16, num_eval_draws: 2, seeds: [0], rows: [none, gdpp], parallel_runs: 1}
+#       smoke: {num_train: 8, num_val: 4, image_size: 64, epochs_50: 1, epochs_100: 2, batch_size: 4, width_mult: 0.25, channels: 16, num_eval_draws: 2, seeds: [0], rows: [none, gdpp], weights: none, parallel_runs: 1}
 #       cpu: {}
 #       full: {dataset: voc, image_size: 513, train_scale_range: [0.5, 2.0], num_train: 1464, num_val: 1449, width_mult: 1.0, channels: 256, rate_scale: 1.0, epochs_50: 50, epochs_100: 100, batch_size: 16, optimizer: sgd, lr: 0.028, head_lr_mult: 1.0, weights: IMAGENET1K_V1, device: cuda, parallel_runs: 1, num_threads: 8}
 # ---
@@ -43,16 +43,18 @@
 #
 # **What this notebook does at the `cpu` profile** (what differs from the paper):
 # the offline dataset (`repro.data.offline`, shapes on real textures) instead of VOC; MobileNetV2
-# at width 0.5 from random initialisation (no download possible; the paper's is ImageNet
-# pretrained); a 64-channel tail; 128×128 images at output stride 16, so the feature map is 8×8
+# at width 0.5 starting from this project's pretrained stand-in (`offline-pretrained`: pretrained
+# on procedurally generated images from package photos, not ImageNet; see
+# [pretraining](pretrain_backbones.ipynb)); a 64-channel tail; 128×128 images at output stride 16, so the feature map is 8×8
 # instead of the paper's 33×33 at 513×513. The paper's reaches (dilations 6/12/18 of ASPP, 1/9/18
 # of S-ASPP, GDPP's 1/18 with base 9 and σ 2) would fall off an 8×8 map, so they are all
 # multiplied by `rate_scale` = 0.25 ≈ 8/33 (`repro.experiments.gdc.pyramid_module_configs`).
 # The two budgets are `epochs_50` and `epochs_100` epochs, each a separate run from scratch with
 # its own poly schedule; the metric keys keep the paper's names (`epochs50`, `epochs100`) for the
 # budget they stand for. The recipe is the feasibility study's (AdamW, no rescaling of the
-# training crops) at AdamW rate 0.003; the [recipe probes](recipe_probes.ipynb) compare that
-# rate with 0.001 for this MobileNetV2 at equal budget. GDPP is evaluated with the average of
+# training crops) at AdamW rate 0.003 for the whole network; the
+# [recipe probes](recipe_probes.ipynb) compare that rate with 0.001 for this MobileNetV2 at equal
+# budget (measured from random initialisation). GDPP is evaluated with the average of
 # `num_eval_draws` offset draws (the paper averages 50 draws at test time in its single-image
 # task; for GDPP it does not say).
 #
@@ -87,12 +89,12 @@ num_eval_draws: int = 50  # GDPP offset draws averaged at evaluation [>= 1]
 epochs_50: int = 4  # epochs of the run that stands for the paper's 50-epoch budget [>= 1]
 epochs_100: int = 8  # epochs of the run that stands for the paper's 100-epoch budget (2x) [>= 1]
 batch_size: int = 4  # images per optimiser step [>= 1]
-optimizer: Literal["sgd", "adamw"] = "adamw"  # paper: sgd; adamw at cpu (random init, recipe probes)
+optimizer: Literal["sgd", "adamw"] = "adamw"  # paper: sgd; adamw at cpu (recipe probes)
 lr: float = 0.003  # learning rate (the paper: SGD at 0.028 with an ImageNet backbone) [> 0]
 train_scale_range: list[float] = [1.0, 1.0]  # random rescaling of training crops (paper: 0.5-2.0) [> 0, len 2]
 head_lr_mult: float = 1.0  # learning rate of everything outside the backbone, relative to lr [> 0]
 loss: Literal["ce", "weighted_ce"] = "ce"  # ce (paper) or class-weighted CE (GDC Eq. 5-6)
-weights: str = "none"  # none (random init) or a torchvision weights name / file (full: ImageNet)
+weights: str = "offline-pretrained"  # offline-pretrained (this project's stand-in), none (random init), a torchvision name or a file
 cityscapes_backbone: str = "resnet101"  # backbone of the Cityscapes comparison (paper: ResNet-101)
 seeds: list[int] = [0, 1, 2]  # one training run per seed, row and budget [>= 0, unique]
 device: str = "auto"  # auto (CUDA when available, else CPU), cpu, cuda or cuda:N
@@ -109,6 +111,7 @@ from repro.engine import TrainConfig
 from repro.experiments import gdc
 from repro.experiments.supervised import DataSpec
 from repro.experiments.table import TableSpec, run_table
+from repro.models.pretrained import describe_weights
 from repro.results import Recorder
 from repro.viz.bars import plot_mean_std_bars
 
@@ -163,8 +166,7 @@ spec = TableSpec(
 recorder = Recorder(
     output_dir,
     setting={
-        "network": f"{network}, {'random init' if weights == 'none' else weights}, "
-        f"DeepLabv3 tail of {channels} channels",
+        "network": f"{network}, {describe_weights(weights)}, DeepLabv3 tail of {channels} channels",
         "geometry": f"paper's dilations / GDC base and sigma x {rate_scale}",
         "epochs": f"{epochs_50} (stands for 50) and {epochs_100} (stands for 100), separate runs",
         "gdpp evaluation": f"mean of {num_eval_draws} offset draws",

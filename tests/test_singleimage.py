@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -141,3 +142,45 @@ def test_feature_jitter_ignores_smooth_drift() -> None:
     assert feature_jitter(noisy) > 0.05
     with pytest.raises(ValueError, match="steps >= 3"):
         feature_jitter(np.zeros((2, 2, 3)))
+
+
+def test_grid_scores_do_not_depend_on_how_many_run_at_once() -> None:
+    from repro.singleimage import ImageSet, evaluate_grid
+
+    images = ImageSet.first("offline", 2, {"num_classes": 3, "image_size": 32})
+    assert images.indices == (0, 1)
+    configs = {
+        "normal": SingleImageConfig(conv="normal", **{**FAST, "steps": 3}),
+        "gdc": SingleImageConfig(conv="gdc", **{**FAST, "steps": 3}),
+    }
+    inline = evaluate_grid(images, configs, [0, 1])
+    side_by_side = evaluate_grid(images, configs, [0, 1], processes=2)
+    assert list(inline["config"]) == ["normal", "normal", "gdc", "gdc"]
+    assert list(inline["seed"]) == [0, 1, 0, 1]
+    columns = ["config", "seed", "mIoU (%)", "pixel acc (%)", "skipped"]
+    pd.testing.assert_frame_equal(inline[columns], side_by_side[columns])
+    # different seeds draw different networks, so the GDC rows differ between seeds
+    gdc = inline[inline["config"] == "gdc"]["mIoU (%)"].tolist()
+    assert gdc[0] != gdc[1]
+
+
+def test_grid_rejects_empty_input() -> None:
+    from repro.singleimage import ImageSet, evaluate_grid
+
+    with pytest.raises(ValueError, match="indices"):
+        ImageSet("offline", ())
+    images = ImageSet("offline", (0,), {"image_size": 32})
+    with pytest.raises(ValueError, match="configs"):
+        evaluate_grid(images, {}, [0])
+    with pytest.raises(ValueError, match="seeds"):
+        evaluate_grid(images, {"n": SingleImageConfig(conv="normal")}, [])
+
+
+def test_device_is_resolved_and_checked() -> None:
+    image, _, scribbles = two_halves()
+    config = SingleImageConfig(conv="normal", device="auto", **{**FAST, "steps": 2})
+    result = segment_image(image, scribbles, config, seed=0)
+    assert result.probabilities.device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            segment_image(image, scribbles, SingleImageConfig(device="cuda", **FAST), seed=0)

@@ -394,3 +394,17 @@ def weights_identity(weights: object) -> object:
     hashes = sorted(entry.sha256 for entry in committed_entries())
     digest = hashlib.sha256(json.dumps(hashes).encode()).hexdigest()[:16]
     return f"{OFFLINE_PRETRAINED}@{digest}"
+
+
+def describe_weights(weights: object) -> str:
+    """How a recorded setting names ``weights``: random init, this project's stand-in (and what
+    it was pretrained on, since readers compare with the papers' ImageNet features), or the
+    name or file given."""
+    if weights is None or weights == "none":
+        return "random init"
+    if is_offline_pretrained(weights):
+        return (
+            f"{OFFLINE_PRETRAINED}: pretrained here on procedurally generated images from "
+            "package photos, not ImageNet"
+        )
+    return str(weights)

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from repro.data.palette import IGNORE_INDEX
 from repro.data.scribbles import expand_scribbles_slic
 from repro.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from repro.engine.device import resolve_device
 from repro.engine.losses import weighted_cross_entropy
 from repro.models import build
 from repro.modules.resize import resize_to
@@ -72,6 +73,8 @@ class SingleImageConfig:
         working_size: process at this shortest side (``None`` = the image's own size).
         weights: MobileNetV2 weights (``None`` = random: no download is possible here;
             ``"offline-pretrained"``: this project's stand-in, :mod:`repro.models.pretrained`).
+        device: where the network runs: ``"cpu"``, ``"cuda[:N]"`` or ``"auto"`` (CUDA when
+            available); :func:`repro.engine.resolve_device`.
     """
 
     conv: str = "gdc"
@@ -92,6 +95,7 @@ class SingleImageConfig:
     slic_compactness: float = 10.0
     working_size: int | None = None
     weights: str | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.conv not in CONVOLUTIONS:
@@ -204,7 +208,7 @@ def _probe_hook(
 ) -> Callable[..., None]:
     def hook(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         if module.training:
-            store.append(output[0, :, rows, cols].detach().T.clone())
+            store.append(output[0, :, rows, cols].detach().T.cpu())
 
     return hook
 
@@ -264,10 +268,12 @@ def segment_image(
         target = F.interpolate(target[None].float(), size=(work_h, work_w), mode="nearest")
         target = target[0].long()
 
+    device = resolve_device(config.device)
+    images, target = images.to(device), target.to(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         tick = time.perf_counter()
-        network = build_network(config, len(classes))
+        network = build_network(config, len(classes)).to(device)
         timings["build"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
@@ -279,10 +285,12 @@ def segment_image(
         if probe_pixels:
             feature_h, feature_w = features.shape[-2:]
             rows = torch.tensor(
-                [min(r * feature_h // height, feature_h - 1) for r, _ in probe_pixels]
+                [min(r * feature_h // height, feature_h - 1) for r, _ in probe_pixels],
+                device=device,
             )
             cols = torch.tensor(
-                [min(c * feature_w // width, feature_w - 1) for _, c in probe_pixels]
+                [min(c * feature_w // width, feature_w - 1) for _, c in probe_pixels],
+                device=device,
             )
             handle = network.sampling_branch.register_forward_hook(_probe_hook(probes, rows, cols))
 
@@ -296,6 +304,7 @@ def segment_image(
         probabilities = _average_prediction(network, features, (work_h, work_w), config)
         if (work_h, work_w) != (height, width):
             probabilities = resize_to(probabilities[None], (height, width))[0]
+        probabilities = probabilities.cpu()
         timings["predict"] = time.perf_counter() - tick
 
     prediction = np.asarray(classes, dtype=np.uint8)[probabilities.argmax(0).numpy()]
