@@ -585,3 +585,46 @@ def test_missing_out_folder_is_created_only_after_all_checks(
     )
     assert code == 2 and "--overlay" in _error_line(capsys)
     assert not (tmp_path / "new").exists()
+
+
+def test_weights_file_is_used_and_bad_weights_exit_2(
+    files: dict[str, Path], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import torchvision
+
+    from repro.models import pretrained
+
+    loaded: list[str] = []
+    real_load = pretrained.load_backbone_state
+
+    def spy(model, arch, state, source):
+        loaded.append(source)
+        return real_load(model, arch, state, source)
+
+    monkeypatch.setattr(pretrained, "load_backbone_state", spy)
+
+    torch.manual_seed(3)
+    weights = tmp_path / "mobilenet_v2.pt"
+    torch.save(torchvision.models.mobilenet_v2(weights=None).state_dict(), weights)
+    common = ["segment", str(files["image"]), "--scribbles", str(files["scribbles"]), *FAST]
+    masks = {}
+    for name, extra in {
+        "file": ["--weights", str(weights)],
+        "random": ["--weights", "none"],
+    }.items():
+        out = tmp_path / f"{name}.png"
+        assert main([*common, "--out", str(out), *extra]) == 0
+        masks[name] = read_label_png(out)
+    assert masks["file"].shape == masks["random"].shape == (24, 32)
+    # checked before the run, then loaded by the run's network; never for "none"
+    assert len(loaded) == 2 and all(str(weights) in source for source in loaded)
+
+    wrong = tmp_path / "resnet.pt"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), wrong)
+    for bad, message in [(tmp_path / "absent.pt", "does not exist"), (wrong, "does not match")]:
+        out = tmp_path / "bad.png"
+        capsys.readouterr()
+        assert main([*common, "--out", str(out), "--weights", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert "--weights" in err and message in err
+        assert not out.exists()

@@ -4,7 +4,7 @@ See :mod:`repro.singleimage.tool` for the file formats and for why the defaults 
 the paper's procedure. Exit codes: 0 done; 2 bad input or a refused output path, checked
 before the segmentation runs (an output that is an input, an existing file without
 ``--force``, a directory, a mask name not ending in ``.png``, an overlay extension Pillow
-cannot write, a non-finite ``--sigma``), with a one-line message naming the argument; 1 the
+cannot write, a non-finite ``--sigma``, ``--weights`` that do not load), with a one-line message naming the argument; 1 the
 outputs could not be written (full disk, ...). In every failure no file is written or changed:
 the mask and overlay are written to temporaries and moved into place together.
 """
@@ -62,6 +62,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sigma", type=float, default=None, help="GDC sigma, finite, >= 0 (0.2)")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (50)")
     p.add_argument("--draws", type=int, default=None, help="averaged GDC passes (50)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="MobileNetV2 weights of the frozen features: a state-dict file of torchvision's "
+        "mobilenet_v2 (e.g. ImageNet weights saved with torch.save(model.state_dict(), PATH)), "
+        "a torchvision weights name (downloads), offline-pretrained (this project's stand-in) "
+        "or none (random); default: the tool's",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed (same seed, same mask on CPU)")
     p.add_argument(
         "--threads",
@@ -82,7 +90,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
     """Run the tool; print where the mask went and how long it took."""
     import torch
 
-    from repro.singleimage.tool import TOOL_CONFIG, InputError, OutputError, run_tool
+    from repro.singleimage.tool import (
+        TOOL_CONFIG,
+        InputError,
+        OutputError,
+        check_weights,
+        run_tool,
+    )
 
     conv = args.conv or TOOL_CONFIG.conv
     sigma = TOOL_CONFIG.sigma if args.sigma is None else args.sigma
@@ -95,12 +109,20 @@ def cmd_segment(args: argparse.Namespace) -> int:
     if args.threads < 1:
         return _fail(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
+    weights = TOOL_CONFIG.weights if args.weights is None else args.weights
+    weights = None if weights == "none" else weights
+    try:
+        check_weights(weights)
+    except InputError as error:
+        return _fail(f"--weights: {error}")
     out = (
         Path(args.out)
         if args.out
         else Path(args.image).with_name(Path(args.image).stem + "_mask.png")
     )
-    config = replace(TOOL_CONFIG, conv=conv, sigma=sigma, steps=steps, num_draws=draws)
+    config = replace(
+        TOOL_CONFIG, conv=conv, sigma=sigma, steps=steps, num_draws=draws, weights=weights
+    )
     try:
         run = run_tool(
             args.image, args.scribbles, config, args.seed, out, args.overlay, force=args.force

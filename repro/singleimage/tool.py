@@ -99,6 +99,17 @@ class ToolRun:
     seconds: dict[str, float]
 
 
+def check_weights(weights: str | Path | None) -> None:
+    """Load ``weights`` into the frozen extractor once, before any work, so that a missing or
+    mismatched file is an :class:`InputError` naming it rather than a failure mid-run."""
+    from repro.models.lightweight import FrozenMobileNetV2Extractor
+
+    try:
+        FrozenMobileNetV2Extractor(weights)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise InputError(str(error)) from error
+
+
 def read_image_rgb(path: str | Path) -> np.ndarray:
     """Read a picture as ``[H, W, 3]`` uint8 RGB; :class:`InputError` if it cannot be read."""
     path = Path(path)
