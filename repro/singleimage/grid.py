@@ -31,15 +31,19 @@ class ImageSet:
     """Validation images with scribbles: a dataset name, its options and which images.
 
     Args:
-        dataset: a :func:`repro.data.build_dataset` name (``offline``, ``voc``, ``context``).
-        indices: the images' positions in the validation split.
+        dataset: a :func:`repro.data.build_dataset` name (``offline``, ``voc``, ``context``),
+            or ``photo_composites`` (:class:`repro.data.photo_composites.PhotoComposites`).
+        indices: the images' positions in the split.
         options: keyword options of the dataset (the offline dataset's ``image_size``,
-            ``num_classes``); JSON values, so the set can be sent to a worker process.
+            ``num_classes``; the composites' ``count``, ``image_size``, ``seed``); JSON values,
+            so the set can be sent to a worker process.
+        split: ``val`` for the datasets; ``tuning`` or ``evaluation`` for the composites.
     """
 
     dataset: str
     indices: tuple[int, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
+    split: str = "val"
 
     def __post_init__(self) -> None:
         if not self.indices:
@@ -48,22 +52,33 @@ class ImageSet:
         object.__setattr__(self, "options", dict(self.options))
 
     @classmethod
-    def first(cls, dataset: str, count: int, options: Mapping[str, Any] | None = None) -> ImageSet:
-        """The first ``count`` validation images (all of them when the split is smaller)."""
+    def first(
+        cls,
+        dataset: str,
+        count: int,
+        options: Mapping[str, Any] | None = None,
+        split: str = "val",
+    ) -> ImageSet:
+        """The first ``count`` images of the split (all of them when it is smaller)."""
         options = dict(options or {})
-        available = len(_load_split(dataset, json.dumps(options, sort_keys=True)))
-        return cls(dataset, tuple(range(min(count, available))), options)
+        available = len(_load_split(dataset, split, json.dumps(options, sort_keys=True)))
+        return cls(dataset, tuple(range(min(count, available))), options, split)
 
     def load(self) -> Any:
-        """The validation split, with scribbles (built once per process)."""
-        return _load_split(self.dataset, json.dumps(self.options, sort_keys=True))
+        """The split, with scribbles (built once per process)."""
+        return _load_split(self.dataset, self.split, json.dumps(self.options, sort_keys=True))
 
 
 @functools.lru_cache(maxsize=4)
-def _load_split(dataset: str, options_json: str) -> Any:
+def _load_split(dataset: str, split: str, options_json: str) -> Any:
+    options = json.loads(options_json)
+    if dataset == "photo_composites":
+        from repro.data.photo_composites import PhotoComposites
+
+        return PhotoComposites(split, **options)
     from repro.data import build_dataset
 
-    return build_dataset(dataset, "val", with_scribbles=True, **json.loads(options_json))
+    return build_dataset(dataset, split, with_scribbles=True, **options)
 
 
 def _evaluate_cell(cell: tuple[str, SingleImageConfig, int], images: ImageSet) -> dict[str, Any]:
