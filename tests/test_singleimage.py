@@ -107,6 +107,9 @@ def test_evaluate_accumulates_one_confusion_matrix() -> None:
         progress=False,
     )
     assert scores.skipped == [2]
+    assert len(scores.per_image_miou) == 2  # one per evaluated image, the skipped one excluded
+    assert scores.image_miou == pytest.approx(np.mean(scores.per_image_miou))
+    assert all(0 < value <= 1 for value in scores.per_image_miou)
     assert int(scores.confusion.matrix.sum()) == 2 * 24 * 24
     assert scores.pixel_accuracy > 0.9
     assert 0 < scores.miou <= 1
@@ -184,3 +187,12 @@ def test_device_is_resolved_and_checked() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             segment_image(image, scribbles, SingleImageConfig(device="cuda", **FAST), seed=0)
+
+
+def test_image_miou_scores_each_image_on_its_own_classes() -> None:
+    from repro.engine.metrics import ConfusionMatrix
+    from repro.singleimage.evaluation import SetEvaluation
+
+    scores = SetEvaluation(0.5, 0.5, ConfusionMatrix(2), 1.0, per_image_miou=[0.2, 0.6])
+    assert scores.image_miou == pytest.approx(0.4)
+    assert np.isnan(SetEvaluation(0.5, 0.5, ConfusionMatrix(2), 1.0).image_miou)

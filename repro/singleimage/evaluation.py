@@ -3,7 +3,10 @@
 Every image gets its own fresh network (:func:`~repro.singleimage.procedure.segment_image`); its
 prediction is compared with the image's full label. Pixel accuracy and mIoU are computed from one
 confusion matrix accumulated over the whole set (:class:`repro.engine.ConfusionMatrix`), as a
-dataset's mIoU is, not as the mean of per-image scores.
+dataset's mIoU is, not as the mean of per-image scores. Where a class index means something else
+in every image (the photo composites, whose classes are whatever each image's scribbles name),
+only the per-image score is meaningful: ``image_miou`` is the mean over images of each image's
+mIoU over the classes it contains.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ class SetEvaluation:
     confusion: ConfusionMatrix
     seconds_per_image: float
     skipped: list[int] = field(default_factory=list)
+    per_image_miou: list[float] = field(default_factory=list)
+
+    @property
+    def image_miou(self) -> float:
+        """Mean over the evaluated images of each image's own mIoU (fraction)."""
+        return float(np.mean(self.per_image_miou)) if self.per_image_miou else float("nan")
 
 
 def image_seed(seed: int, index: int) -> int:
@@ -62,6 +71,7 @@ def evaluate_on_images(
         raise ValueError("indices: expected at least one image index, got none")
     confusion = ConfusionMatrix(num_classes, ignore_index=ignore_index)
     skipped: list[int] = []
+    per_image: list[float] = []
     start = time.perf_counter()
     for index in tqdm(indices, desc=description or config.conv, disable=not progress, leave=False):
         item = dataset[index]
@@ -81,7 +91,11 @@ def evaluate_on_images(
             seed=image_seed(seed, int(index)),
             ignore_index=ignore_index,
         )
-        confusion.update(torch.from_numpy(result.prediction.astype(np.int64)), label)
+        prediction = torch.from_numpy(result.prediction.astype(np.int64))
+        confusion.update(prediction, label)
+        own = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+        own.update(prediction, label)
+        per_image.append(own.miou())
     evaluated = len(indices) - len(skipped)
     elapsed = time.perf_counter() - start
     return SetEvaluation(
@@ -90,4 +104,5 @@ def evaluate_on_images(
         confusion=confusion,
         seconds_per_image=elapsed / max(evaluated, 1),
         skipped=skipped,
+        per_image_miou=per_image,
     )

@@ -22,8 +22,12 @@ from repro.experiments.parallel import map_side_by_side
 from repro.singleimage.evaluation import evaluate_on_images
 from repro.singleimage.procedure import SingleImageConfig
 
-GRID_COLUMNS = ("config", "seed", "mIoU (%)", "pixel acc (%)", "s/image", "skipped")
-"""The columns of :func:`evaluate_grid`'s frame, one row per configuration and seed."""
+GRID_COLUMNS = (
+    "config", "seed", "mIoU (%)", "image mIoU (%)", "pixel acc (%)", "s/image", "skipped",
+)  # fmt: skip
+"""The columns of :func:`evaluate_grid`'s frame, one row per configuration and seed: the set's
+mIoU (one confusion matrix) and the mean of the images' own mIoU
+(:attr:`~repro.singleimage.evaluation.SetEvaluation.image_miou`)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ def _evaluate_cell(cell: tuple[str, SingleImageConfig, int], images: ImageSet) -
         "config": name,
         "seed": seed,
         "mIoU (%)": 100 * scores.miou,
+        "image mIoU (%)": 100 * scores.image_miou,
         "pixel acc (%)": 100 * scores.pixel_accuracy,
         "s/image": scores.seconds_per_image,
         "skipped": len(scores.skipped),
