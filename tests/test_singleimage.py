@@ -196,3 +196,35 @@ def test_image_miou_scores_each_image_on_its_own_classes() -> None:
     scores = SetEvaluation(0.5, 0.5, ConfusionMatrix(2), 1.0, per_image_miou=[0.2, 0.6])
     assert scores.image_miou == pytest.approx(0.4)
     assert np.isnan(SetEvaluation(0.5, 0.5, ConfusionMatrix(2), 1.0).image_miou)
+
+
+def test_coordinate_search_keeps_the_best_option_per_stage(monkeypatch) -> None:
+    from repro.singleimage import ImageSet, grid, tuning
+
+    calls: list[list[str]] = []
+    real = grid.evaluate_grid
+
+    def counting(images, configs, seeds, **kwargs):
+        calls.append(list(configs))
+        return real(images, configs, seeds, **kwargs)
+
+    monkeypatch.setattr(tuning, "evaluate_grid", counting)
+    images = ImageSet.first("photo_composites", 2, {"count": 2, "image_size": 48}, "tuning")
+    start = SingleImageConfig(conv="normal", channels=8, steps=4, num_draws=2)
+    stages = [
+        ("optimiser", [{"optimizer": "sgd", "lr": 0.01}, {"optimizer": "adam", "lr": 0.05}]),
+        ("steps", [{"steps": 4}, {"steps": 1}]),
+    ]
+    result = tuning.coordinate_search(images, start, stages, [0, 1])
+    scores = result.scores
+    assert set(scores["stage"]) == {"optimiser", "steps"}
+    for stage, frame in scores.groupby("stage"):
+        means = frame.groupby("option")["image mIoU (%)"].mean()
+        chosen = frame[frame["chosen"]]["option"].unique()
+        assert len(chosen) == 1 and means[chosen[0]] == means.max()
+        assert result.choices[stage] == chosen[0]
+    assert result.chosen.steps == int(result.choices["steps"].split("=")[1])
+    # the first stage's winner is not scored again as the second stage's current setting
+    assert calls[1] == ["steps=1"]
+    with pytest.raises(ValueError, match="unknown settings"):
+        tuning.coordinate_search(images, start, [("x", [{"colour": 1}])], [0])
