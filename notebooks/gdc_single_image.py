@@ -229,40 +229,26 @@ summary
 # %% [markdown]
 # ## Metrics (the keys the claims registry reads)
 
+
 # %%
+def record(key: str, config_name: str, description: str, column: str = "mIoU (%)") -> None:
+    recorder.add(key, values(config_name, column), seeds=seeds, unit="%", description=description)
+
+
 for key, name in table1.items():
-    recorder.add(
-        f"table1/{key}/miou",
-        values(name),
-        seeds=seeds,
-        unit="%",
-        description=f"Table I {key}: mIoU",
-    )
-    recorder.add(
-        f"table1/{key}/pixel_acc",
-        values(name, "pixel acc (%)"),
-        seeds=seeds,
-        unit="%",
-        description=f"Table I {key}: overall pixel accuracy",
-    )
+    record(f"table1/{key}/miou", name, f"Table I {key}: mIoU")
+    record(f"table1/{key}/pixel_acc", name, f"Table I {key}: pixel accuracy", "pixel acc (%)")
 for sigma in sigmas:
-    recorder.add(
-        f"table4/sigma{sigma}/miou",
-        values(f"gdc_sigma{sigma}"),
-        seeds=seeds,
-        unit="%",
-        description=f"Table IV: GDC sigma = {sigma}",
-    )
-    recorder.add(
+    record(f"table4/sigma{sigma}/miou", f"gdc_sigma{sigma}", f"Table IV: GDC sigma = {sigma}")
+    record(
         f"table4/sigma{sigma}/pixel_acc",
-        values(f"gdc_sigma{sigma}", "pixel acc (%)"),
-        seeds=seeds,
-        unit="%",
+        f"gdc_sigma{sigma}",
+        f"Table IV: GDC sigma = {sigma}, pixel accuracy",
+        "pixel acc (%)",
     )
-for key, name in {"normal": "normal", "gdc": "gdc_sigma0.2", "uniform": "uniform"}.items():
-    recorder.add(
-        f"table7/{key}/miou", values(name), seeds=seeds, unit="%", description=f"Table VII {key}"
-    )
+table7 = {"normal": "normal", "gdc": "gdc_sigma0.2", "uniform": "uniform"}
+for key, name in table7.items():
+    record(f"table7/{key}/miou", name, f"Table VII {key}")
 sampling_keys = {
     "bilinear_per_tap": "gdc_sigma0.2",
     "integer_per_tap": "gdc_truncate_per_tap",
@@ -270,31 +256,15 @@ sampling_keys = {
     "integer_shared": "gdc_truncate_shared",
 }
 for key, name in sampling_keys.items():
-    recorder.add(
-        f"sampling/{key}/miou",
-        values(name),
-        seeds=seeds,
-        unit="%",
-        description=f"GDC sigma 0.2, {key.replace('_', ' ')} offsets",
-    )
+    record(f"sampling/{key}/miou", name, f"GDC sigma 0.2, {key.replace('_', ' ')} offsets")
 for key, name in {**table1, "uniform": "uniform"}.items():
     if random_feature_rows:
-        recorder.add(
-            f"random_features/{key}/miou",
-            values(f"random/{name}"),
-            seeds=seeds,
-            unit="%",
-            description=f"Table I/VII {key} on random frozen features ({random_optimizer})",
-        )
+        description = f"Table I/VII {key} on random frozen features ({random_optimizer})"
+        record(f"random_features/{key}/miou", f"random/{name}", description)
 for key, name in {"normal": "normal", "gdc": "gdc_sigma0.2"}.items():
     for opt, row in ((optimizer, name), (other_optimizer, f"{name}@{other_optimizer}")):
-        recorder.add(
-            f"optimiser/{opt}/{key}/miou",
-            values(row),
-            seeds=seeds,
-            unit="%",
-            description=f"{key} network optimised with {opt}, lr {lr}, {steps} steps",
-        )
+        description = f"{key} network optimised with {opt}, lr {lr}, {steps} steps"
+        record(f"optimiser/{opt}/{key}/miou", row, description)
 recorder.add("runtime/minutes", elapsed_min, unit="min", description="all configurations and seeds")
 
 # %% [markdown]
@@ -361,7 +331,7 @@ other += [
         "paper mIoU": paper(f"gdc.t7.{k}.miou"),
         "this project mIoU": mean_std(n),
     }
-    for k, n in {"normal": "normal", "gdc": "gdc_sigma0.2", "uniform": "uniform"}.items()
+    for k, n in table7.items()
 ]
 other += [
     {"row": f"sampling: {k}", "paper mIoU": float("nan"), "this project mIoU": mean_std(n)}
