@@ -179,6 +179,7 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> list[torch.device]:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     sent: list[torch.device] = []
     real_to = torch.Tensor.to
 
@@ -202,9 +203,11 @@ def test_auto_sends_the_model_and_every_batch_to_the_gpu(fake_gpu: list[torch.de
     assert config.device == "auto"
     train(model, train_set, val_set, config, progress=False)
     # Training: the model, then images and labels of 2 batches; the final evaluation: the
-    # model again and 3 single-image batches.
-    assert model.moves == [cuda, cuda]
-    assert fake_gpu == [cuda] * (2 * 2 + 3)
+    # model again and 3 single-image batches. Training names the current GPU's index
+    # (torch.cuda.set_device refuses an unindexed "cuda").
+    current = torch.device("cuda", 0)
+    assert model.moves == [current, current]
+    assert fake_gpu == [current] * (2 * 2 + 3)
 
     model.moves.clear()
     fake_gpu.clear()

@@ -194,3 +194,40 @@ def test_compiled_equals_torchvision_zero_offset_large_batch():
             inputs["input"], inputs["offset"], inputs["weight"], inputs["bias"], padding=1
         ),
     )
+
+
+def check_under_autocast(device: str, dtype: torch.dtype, tolerance: float) -> None:
+    """A conv → sampling-conv block under ``torch.autocast`` agrees with float32 (no autocast).
+
+    Autocast leaves the sampling conv's input and offset in ``dtype`` (outputs of convolutions)
+    and its weight in float32, the mix a model gives it; the op runs in float32 and returns
+    ``dtype`` (``repro.ops.functional``, "Autocast"). Gradients reach the float32 weight.
+    """
+    generator = torch.Generator().manual_seed(41)
+    x = torch.randn(2, 4, 9, 11, generator=generator).to(device)
+    features = torch.nn.Conv2d(4, 6, 3, padding=1).to(device)
+    offsets = torch.nn.Conv2d(6, 18, 3, padding=1).to(device)
+    torch.nn.init.normal_(offsets.weight, std=0.5)
+    weight = torch.nn.Parameter(0.1 * torch.randn(5, 6, 3, 3, generator=generator).to(device))
+
+    def block() -> tuple[torch.Tensor, torch.Tensor]:
+        f = features(x)
+        out = dynamic_sampling_conv2d(f, offsets(f), weight, padding=1)
+        (grad,) = torch.autograd.grad(out.float().square().sum(), weight)
+        return out, grad
+
+    expected, expected_grad = block()
+    with torch.autocast(device, dtype=dtype):
+        output, grad = block()
+    assert output.dtype == dtype and grad.dtype == torch.float32
+    scale = float(expected.detach().abs().max())
+    torch.testing.assert_close(output.float(), expected, rtol=0, atol=tolerance * scale)
+    grad_scale = float(expected_grad.abs().max())
+    torch.testing.assert_close(grad, expected_grad, rtol=0, atol=tolerance * grad_scale)
+    with torch.autocast(device, dtype=dtype):
+        points = sample_points(features(x), offsets(features(x))[:, :8])
+    assert points.dtype == dtype and torch.isfinite(points).all()
+
+
+def test_cpu_autocast_bfloat16_runs_in_float32():
+    check_under_autocast("cpu", torch.bfloat16, tolerance=5e-2)

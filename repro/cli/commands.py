@@ -235,6 +235,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(list(args.args))
 
 
+def cmd_gpu_check(args: argparse.Namespace) -> int:
+    from repro.ops.gpu_check import run
+
+    return run(args)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     if args.what == "complexity":
         from repro.models.complexity import main as complexity_main

@@ -88,6 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
     p.set_defaults(func=commands.cmd_bench)
 
+    p = sub.add_parser(
+        "gpu-check",
+        help="where a GPU is: the CUDA tests and the CUDA benchmark, ready to commit",
+        description="Run the CUDA tests and `repro bench ops --device cuda`; write their "
+        "reports into --output-dir (default results/bench).",
+    )
+    from repro.ops.gpu_check import add_arguments as gpu_check_arguments
+
+    gpu_check_arguments(p)
+    p.set_defaults(func=commands.cmd_gpu_check)
+
     p = sub.add_parser("models", help="model registry: list, or parameter/FLOP counts")
     p.add_argument("what", choices=["list", "complexity"], nargs="?", default="list")
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the command")

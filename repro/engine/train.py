@@ -100,12 +100,15 @@ def _distributed_context() -> tuple[int, int]:
 
 
 def _resolve_device(requested: str, world_size: int) -> torch.device:
-    """:func:`~repro.engine.device.resolve_device`, then, under DDP, an unindexed GPU
-    becomes this process's ``LOCAL_RANK`` GPU (torchrun's convention), made current."""
+    """:func:`~repro.engine.device.resolve_device`, then an unindexed GPU becomes an indexed
+    one, made current: under DDP this process's ``LOCAL_RANK`` GPU (torchrun's convention),
+    otherwise the current GPU (``torch.cuda.set_device`` refuses ``cuda`` without an index,
+    found on the first run on a GPU)."""
     device = resolve_device(requested)
     if device.type == "cuda":
-        if world_size > 1 and device.index is None:
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if device.index is None:
+            index = int(os.environ.get("LOCAL_RANK", "0")) if world_size > 1 else None
+            device = torch.device("cuda", torch.cuda.current_device() if index is None else index)
         torch.cuda.set_device(device)
     return device
 

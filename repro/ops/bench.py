@@ -342,6 +342,14 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(
+            "repro bench ops: error: --device cuda, but torch.cuda.is_available() is False "
+            f"(torch {torch.__version__}); nothing was measured or written. Run it where a GPU "
+            "is (repro gpu-check runs it with the CUDA tests).",
+            file=sys.stderr,
+        )
+        return 1
     by_name = {case.name: case for case in CASES}
     if args.memory_probe:
         case_name, implementation = args.memory_probe

@@ -9,6 +9,10 @@ As drop-ins for ``torchvision.ops.deform_conv2d`` they differ in two documented 
   half-precision arguments are computed in float32 and the output rounded back to their dtype
   (gradients come back in it as well): the result is that of the float32 op, rounded once,
   at twice the memory of the arguments.
+* Autocast: inside ``torch.autocast`` (CUDA or CPU) the ops run in float32 (float64 if an
+  argument is float64) with autocast off, whatever mix of dtypes autocast left their
+  arguments in, and return ``input``'s dtype, as ``torchvision.ops.deform_conv2d`` does: the
+  bilinear weights and the accumulation are never in half precision.
 * Zero sizes: an empty batch gives an empty output (and zero gradients); zero channels or an
   empty ``H x W`` input are refused with a ``ValueError`` naming ``input``, as an empty
   ``weight`` dimension or an output smaller than 1 x 1 are.
@@ -46,6 +50,23 @@ def _float32(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return None if tensor is None else tensor.float()
 
 
+def _autocast_dtype(*tensors: torch.Tensor | None) -> torch.dtype | None:
+    """The dtype to run in when autocast is on for the tensors' device (else ``None``)."""
+    first = tensors[0]
+    assert first is not None
+    if not torch.is_autocast_enabled(first.device.type):
+        return None
+    dtype = torch.float32
+    for tensor in tensors:
+        if tensor is not None and tensor.dtype.is_floating_point:
+            dtype = torch.promote_types(dtype, tensor.dtype)
+    return dtype
+
+
+def _cast(tensor: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if tensor is None else tensor.to(dtype)
+
+
 def dynamic_sampling_conv2d(
     input: torch.Tensor,
     offset: torch.Tensor,
@@ -79,6 +100,20 @@ def dynamic_sampling_conv2d(
         ``[B, C_out, Ho, Wo]`` of ``input``'s dtype. Points outside the map (or with non-finite
         offsets) read 0.
     """
+    dtype = _autocast_dtype(input, offset, weight, bias, mask)
+    if dtype is not None:
+        with torch.autocast(input.device.type, enabled=False):
+            output = dynamic_sampling_conv2d(
+                input.to(dtype),
+                offset.to(dtype),
+                weight.to(dtype),
+                _cast(bias, dtype),
+                stride,
+                padding,
+                dilation,
+                _cast(mask, dtype),
+            )
+        return output.to(input.dtype)
     geometry = check_conv_arguments(input, offset, weight, bias, stride, padding, dilation, mask)
     if _half_on_cpu(input):
         output = _conv(
@@ -134,6 +169,11 @@ def sample_points(
         ``[B, C, P, H, W]`` of ``input``'s dtype; points outside the map (or with non-finite
         offsets) read 0.
     """
+    dtype = _autocast_dtype(input, offset)
+    if dtype is not None:
+        with torch.autocast(input.device.type, enabled=False):
+            output = sample_points(input.to(dtype), offset.to(dtype), offset_groups)
+        return output.to(input.dtype)
     geometry = check_point_arguments(input, offset, offset_groups)
     if _half_on_cpu(input):
         return _points(input.float(), offset.float(), geometry).to(input.dtype)
