@@ -228,3 +228,40 @@ def test_coordinate_search_keeps_the_best_option_per_stage(monkeypatch) -> None:
     assert calls[1] == ["steps=1"]
     with pytest.raises(ValueError, match="unknown settings"):
         tuning.coordinate_search(images, start, [("x", [{"colour": 1}])], [0])
+
+
+def test_coordinate_search_respects_the_time_budget(monkeypatch) -> None:
+    """An option over ``max_seconds`` is never chosen, however well it scores."""
+    import pandas as pd
+
+    from repro.singleimage import ImageSet, tuning
+
+    def fake_grid(images, configs, seeds, **kwargs):
+        # score and time both grow with the width: the widest is best and slowest
+        return pd.DataFrame(
+            [
+                {
+                    "config": label,
+                    "seed": s,
+                    "image mIoU (%)": c.channels,
+                    "s/image": c.channels / 10,
+                }
+                for label, c in configs.items()
+                for s in seeds
+            ]
+        )
+
+    monkeypatch.setattr(tuning, "evaluate_grid", fake_grid)
+    images = ImageSet.first("photo_composites", 1, {"count": 1, "image_size": 48}, "tuning")
+    start = SingleImageConfig(channels=8)
+    stages = [("width", [{"channels": 8}, {"channels": 16}, {"channels": 64}])]
+    free = tuning.coordinate_search(images, start, stages, [0])
+    assert free.chosen.channels == 64
+    bounded = tuning.coordinate_search(images, start, stages, [0], max_seconds=2.0)
+    assert bounded.chosen.channels == 16
+    within = bounded.scores.set_index("option")["within budget"]
+    assert within.to_dict() == {"channels=8": True, "channels=16": True, "channels=64": False}
+    # nothing within the budget: the fastest is kept
+    assert (
+        tuning.coordinate_search(images, start, stages, [0], max_seconds=0.1).chosen.channels == 8
+    )

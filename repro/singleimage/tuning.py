@@ -8,6 +8,11 @@ seeds, and the best mean score is kept for the stages after it. A stage's option
 settings (``{"optimizer": "adam", "lr": 0.01}``), so settings that only make sense together
 move together. Ties keep the current setting, which is always one of the
 options, so the score never gets worse from stage to stage on the tuning set.
+
+A time budget (``max_seconds``) makes the search a constrained one: an option whose mean time per
+image (measured in the same evaluations) exceeds it cannot be chosen, so the tool's speed
+target is a constraint of the choice rather than a check after it. The start should lie within
+the budget; a stage none of whose candidates does keeps the fastest.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ def coordinate_search(
     seeds: Sequence[int],
     *,
     score: str = "image mIoU (%)",
+    max_seconds: float | None = None,
+    time: str = "s/image",
     processes: int = 1,
     threads: int = 1,
 ) -> SearchResult:
@@ -53,7 +60,9 @@ def coordinate_search(
 
     Each stage scores ``start``'s current setting and every option (one
     :func:`~repro.singleimage.grid.evaluate_grid` call), keeps the best mean and moves on. A
-    configuration already scored in an earlier stage is not run again.
+    configuration already scored in an earlier stage is not run again. With ``max_seconds``,
+    only candidates whose mean ``time`` is at most that are eligible (the table's column
+    ``within budget`` says which were).
     """
     if not stages:
         raise ValueError("stages: expected at least one stage, got none")
@@ -81,13 +90,28 @@ def coordinate_search(
             for label, config in todo.items():
                 scored[config] = grid[grid["config"] == label].drop(columns="config")
         means = {label: scored[c][score].mean() for label, c in candidates.items()}
-        best = max(means, key=lambda label: (means[label], label == "current"))
+        seconds = {label: scored[c][time].mean() for label, c in candidates.items()}
+        within = {
+            label: max_seconds is None or seconds[label] <= max_seconds for label in candidates
+        }
+        eligible = [label for label in candidates if within[label]]
+        if eligible:
+            best = max(eligible, key=lambda label: (means[label], label == "current"))
+        else:
+            best = min(candidates, key=lambda label: seconds[label])
         for label, config in candidates.items():
             shown = option_label({k: getattr(config, k) for k in keys})
-            frames.append(scored[config].assign(stage=name, option=shown, chosen=label == best))
+            frames.append(
+                scored[config].assign(
+                    stage=name,
+                    option=shown,
+                    chosen=label == best,
+                    **{"within budget": within[label]},
+                )
+            )
         current = candidates[best]
         choices[name] = option_label({k: getattr(current, k) for k in keys})
     table = pd.concat(frames, ignore_index=True)
-    leading = ["stage", "option", "chosen"]
+    leading = ["stage", "option", "chosen", "within budget"]
     table = table[leading + [c for c in table.columns if c not in leading]]
     return SearchResult(scores=table, chosen=current, choices=choices)
