@@ -39,3 +39,81 @@ def family_rows(names: Sequence[str], width: int, common: Mapping[str, Any]) -> 
     if unknown:
         raise ValueError(f"models_to_run: {unknown} not in {list(configs)}")
     return [Row(key=name, model=name, config={**common, **configs[name]}) for name in names]
+
+
+FEATURE_PAIRS: dict[str, tuple[str, str]] = {
+    "x3-x5": ("x3", "x5"),
+    "x3-aspp": ("x3", "aspp"),
+    "x4-aspp": ("x4", "aspp"),
+    "x5-aspp": ("x5", "aspp"),
+}
+"""DSNet Table 1's rows: row key -> (low-level feature, high-level guidance) of CGDS."""
+
+
+def feature_name(level: str) -> str:
+    """The paper's name of a feature map: ``"x3"`` -> ``"X(3)"``, ``"aspp"`` -> ``"X(ASPP)"``."""
+    return "X(ASPP)" if level == "aspp" else f"X({level.removeprefix('x')})"
+
+
+def table1_rows(pairs: Sequence[str], width: int, common: Mapping[str, Any]) -> list[Row]:
+    """DSNet Table 1: one DSNet row per (low-level, high-level) pair of :data:`FEATURE_PAIRS`.
+
+    Everything but the pair is shared, so the rows differ only in where CGDS samples and what
+    guides it; each row's ``reported`` is the paper's Table 1 value (ResNet-50, VOC val).
+    """
+    unknown = [p for p in pairs if p not in FEATURE_PAIRS]
+    if unknown:
+        raise ValueError(f"pairs: {unknown} not in {list(FEATURE_PAIRS)}")
+    config = dsnet_family_configs(width)["dsnet"]
+    rows = []
+    for pair in pairs:
+        low, high = FEATURE_PAIRS[pair]
+        rows.append(
+            Row(
+                key=pair,
+                model="dsnet",
+                config={**common, **config, "low_level": low, "high_level": high},
+                columns={"low level": feature_name(low), "high level": feature_name(high)},
+                reported=f"dsnet.t1.{pair}.miou",
+                label=f"{feature_name(low)}/{feature_name(high)}",
+            )
+        )
+    return rows
+
+
+SAMPLER_ROWS: dict[str, tuple[str, dict[str, Any], str | None]] = {
+    "conv": ("dsnet", {"sampler": "conv"}, "dsnet.t1.x3-aspp.miou"),
+    "non_local": ("dsnet", {"sampler": "non_local"}, "dsnet.text.nonlocal-sampler.miou"),
+    "dcnv2_aspp": ("deeplabv3plus", {"refinement": "dcnv2"}, "dsnet.text.dcnv2-aspp.miou"),
+    "dynamic_filter_aspp": (
+        "deeplabv3plus",
+        {"refinement": "dynamic_filter"},
+        "dsnet.text.dynamic-filter-aspp.miou",
+    ),
+    "deeplabv3plus": ("deeplabv3plus", {}, None),
+}
+"""The sampler ablation and the related-work comparison of DSNet's text (Sections 'Ablation
+Study for Context Guided Dynamic Sampling Module' and 'Comparing with Related Works'): row key
+-> (registry name, options, the paper's number). ``conv`` is DSNet itself (X(3)/X(ASPP), the
+paper's 79.0 of Table 1, which the text compares both ablations with)."""
+
+
+def sampler_rows(names: Sequence[str], width: int, common: Mapping[str, Any]) -> list[Row]:
+    """DSNet's samplers and the dynamic layers on ASPP, at one width and budget (same backbone)."""
+    unknown = [n for n in names if n not in SAMPLER_ROWS]
+    if unknown:
+        raise ValueError(f"rows: {unknown} not in {list(SAMPLER_ROWS)}")
+    configs = dsnet_family_configs(width)
+    rows = []
+    for name in names:
+        model, options, reported = SAMPLER_ROWS[name]
+        base = {"low_level": "x3", "high_level": "aspp"} if model == "dsnet" else {}
+        rows.append(
+            Row(
+                key=name,
+                model=model,
+                config={**common, **configs[model], **base, **options},
+                reported=reported,
+            )
+        )
+    return rows
