@@ -23,6 +23,23 @@ from repro.singleimage.tool import grey_to_8bit, read_image_rgb
 FAST = ["--steps", "10", "--draws", "2", "--threads", "1"]
 
 
+@pytest.fixture(autouse=True)
+def random_tool_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tool's default features are the offline-pretrained weights, built by
+    `repro run pretrain_backbones` into a cache a clean checkout lacks: these tests of the
+    command line run on random features (the default itself is checked below)."""
+    from dataclasses import replace
+
+    monkeypatch.setattr(tool, "TOOL_CONFIG", replace(tool.TOOL_CONFIG, weights=None))
+
+
+DEFAULTS = tool.TOOL_CONFIG  # read before any test replaces it
+
+
+def test_default_features_are_the_offline_pretrained_stand_in() -> None:
+    assert DEFAULTS.weights == "offline-pretrained"
+
+
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     image = np.zeros((24, 32, 3), dtype=np.uint8)
