@@ -47,6 +47,7 @@ def toc(sections: dict[str, list[str]]) -> dict:
         "root": "intro",
         "parts": [
             {"caption": "Audit", "chapters": [chapter("audit", sections.get("audit", []))]},
+            {"caption": "Learn", "chapters": [chapter("teaching", sections.get("teaching", []))]},
             {
                 "caption": "The papers",
                 "chapters": [chapter(p, sections.get(p, [])) for p in ("gdc", "dsnet", "ddsm")],
