@@ -50,10 +50,16 @@ def _float32(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return None if tensor is None else tensor.float()
 
 
+_AUTOCAST_DEVICE_TYPES = frozenset({"cpu", "cuda", "xpu", "mps", "hpu", "xla"})
+
+
 def _autocast_dtype(*tensors: torch.Tensor | None) -> torch.dtype | None:
     """The dtype to run in when autocast is on for the tensors' device (else ``None``)."""
     first = tensors[0]
     assert first is not None
+    if first.device.type not in _AUTOCAST_DEVICE_TYPES:
+        # e.g. "meta" (shape-only runs such as FLOP counting): autocast has no such device.
+        return None
     if not torch.is_autocast_enabled(first.device.type):
         return None
     dtype = torch.float32
