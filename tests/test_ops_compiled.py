@@ -231,3 +231,59 @@ def check_under_autocast(device: str, dtype: torch.dtype, tolerance: float) -> N
 
 def test_cpu_autocast_bfloat16_runs_in_float32():
     check_under_autocast("cpu", torch.bfloat16, tolerance=5e-2)
+
+
+GRADIENT_SUBSETS = {
+    "weight_only": ("weight",),  # GDC on frozen features: drawn offsets, input without grad
+    "input_weight": ("input", "weight"),
+    "offset_mask": ("offset", "mask"),
+    "input_only": ("input",),
+    "nothing_but_bias": ("bias",),
+}
+
+
+@pytest.mark.parametrize("needed", list(GRADIENT_SUBSETS.values()), ids=list(GRADIENT_SUBSETS))
+def test_backward_computes_only_the_gradients_asked_for(needed: tuple[str, ...]):
+    case = ConvCase(in_channels=4, out_channels=6, groups=2, offset_groups=2, with_mask=True)
+    grads = []
+    for function in (dynamic_sampling_conv2d, reference.dynamic_sampling_conv2d):
+        inputs = make_conv_inputs(case, dtype=torch.float64, seed=21, offset_scale=2.0)
+        leaves = [inputs[name].requires_grad_() for name in needed]
+        output = call_conv(function, inputs, case)
+        grads.append(torch.autograd.grad(output.sin().sum(), leaves))
+    for mine, oracle in zip(*grads, strict=True):
+        torch.testing.assert_close(mine, oracle, rtol=1e-10, atol=1e-10)
+
+
+def test_backward_op_returns_empty_gradients_not_asked_for():
+    case = ConvCase(in_channels=4, out_channels=6, with_mask=True)
+    inputs = make_conv_inputs(case, dtype=torch.float64, seed=22)
+    args = conv_op_args(inputs, case)
+    grad_output = torch.ones_like(torch.ops.repro.dynamic_sampling_conv2d(*args))
+    input, offset, weight, _, mask, *hyper = args
+    grad_input, grad_offset, grad_weight, grad_mask = (
+        torch.ops.repro.dynamic_sampling_conv2d_backward(
+            grad_output, input, offset, weight, mask, *hyper, [False, False, True]
+        )
+    )
+    assert grad_weight.shape == weight.shape and grad_weight.abs().sum() > 0
+    assert grad_input.numel() == grad_offset.numel() == grad_mask.numel() == 0
+    point_input, point_offset = make_point_inputs(channels=4, points=3, dtype=torch.float64)
+    grad_output = torch.ones_like(sample_points(point_input, point_offset))
+    grad_point_input, grad_point_offset = torch.ops.repro.sample_points_backward(
+        grad_output, point_input, point_offset, 1, [True, False]
+    )
+    assert grad_point_input.shape == point_input.shape and grad_point_offset.numel() == 0
+
+
+def test_sample_points_gradient_of_input_or_offset_alone():
+    for needed in ((True, False), (False, True)):
+        grads = []
+        for function in (sample_points, reference.sample_points):
+            input, offset = make_point_inputs(
+                channels=4, points=3, dtype=torch.float64, seed=23, offset_scale=2.0
+            )
+            leaves = [t.requires_grad_() for t, need in zip((input, offset), needed) if need]
+            grads.append(torch.autograd.grad(function(input, offset).sin().sum(), leaves))
+        for mine, oracle in zip(*grads, strict=True):
+            torch.testing.assert_close(mine, oracle, rtol=1e-10, atol=1e-10)

@@ -45,14 +45,15 @@ def _fake_conv_backward(
     offset: torch.Tensor,
     weight: torch.Tensor,
     mask: torch.Tensor | None,
-    *hyper_parameters: int,
+    *hyper_parameters_and_output_mask: Any,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    grad_mask = torch.empty_like(mask) if mask is not None else input.new_empty((0,))
+    needs_input, needs_offset, needs_weight = hyper_parameters_and_output_mask[-1]
+    nothing = input.new_empty((0,))
     return (
-        torch.empty_like(input),
-        torch.empty_like(offset),
-        torch.empty_like(weight),
-        grad_mask,
+        torch.empty_like(input) if needs_input else nothing,
+        torch.empty_like(offset) if needs_offset else nothing,
+        torch.empty_like(weight) if needs_weight else nothing,
+        torch.empty_like(mask) if mask is not None and needs_offset else nothing,
     )
 
 
@@ -62,9 +63,17 @@ def _fake_points(input: torch.Tensor, offset: torch.Tensor, offset_groups: int) 
 
 
 def _fake_points_backward(
-    grad_output: torch.Tensor, input: torch.Tensor, offset: torch.Tensor, offset_groups: int
+    grad_output: torch.Tensor,
+    input: torch.Tensor,
+    offset: torch.Tensor,
+    offset_groups: int,
+    output_mask: list[bool],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.empty_like(input), torch.empty_like(offset)
+    nothing = input.new_empty((0,))
+    return (
+        torch.empty_like(input) if output_mask[0] else nothing,
+        torch.empty_like(offset) if output_mask[1] else nothing,
+    )
 
 
 def _conv_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
@@ -76,18 +85,20 @@ def _conv_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor)
 
 def _conv_backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
     input, offset, weight, mask = ctx.saved_tensors
+    needs_input, needs_offset, needs_weight, needs_bias, needs_mask = ctx.needs_input_grad[:5]
+    # Drawn offsets (GDC) and frozen features need no gradient: the kernel skips that work.
+    output_mask = [needs_input, needs_offset or needs_mask, needs_weight]
     grad_input, grad_offset, grad_weight, grad_mask = (
         torch.ops.repro.dynamic_sampling_conv2d_backward(
-            grad_output, input, offset, weight, mask, *ctx.hyper_parameters
+            grad_output, input, offset, weight, mask, *ctx.hyper_parameters, output_mask
         )
     )
-    grad_bias = grad_output.sum(dim=(0, 2, 3)) if ctx.has_bias else None
     return (
-        grad_input,
-        grad_offset,
-        grad_weight,
-        grad_bias,
-        grad_mask if mask is not None else None,
+        grad_input if needs_input else None,
+        grad_offset if needs_offset else None,
+        grad_weight if needs_weight else None,
+        grad_output.sum(dim=(0, 2, 3)) if ctx.has_bias and needs_bias else None,
+        grad_mask if mask is not None and needs_mask else None,
         *([None] * len(ctx.hyper_parameters)),
     )
 
@@ -100,10 +111,11 @@ def _points_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tenso
 
 def _points_backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
     input, offset = ctx.saved_tensors
+    needs_input, needs_offset = ctx.needs_input_grad[:2]
     grad_input, grad_offset = torch.ops.repro.sample_points_backward(
-        grad_output, input, offset, ctx.offset_groups
+        grad_output, input, offset, ctx.offset_groups, [needs_input, needs_offset]
     )
-    return grad_input, grad_offset, None
+    return (grad_input if needs_input else None, grad_offset if needs_offset else None, None)
 
 
 def register_python_kernels() -> None:

@@ -17,6 +17,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "../sampling_geometry.h"
@@ -409,12 +410,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cpu(
     const at::Tensor& grad_output_, const at::Tensor& input_, const at::Tensor& offset_,
     const at::Tensor& weight_, const std::optional<at::Tensor>& mask_, int64_t stride_h,
     int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
-    int64_t groups, int64_t offset_groups) {
+    int64_t groups, int64_t offset_groups, std::array<bool, 3> output_mask) {
   const SamplingGeometry g =
       conv_geometry(input_, offset_, weight_, mask_, stride_h, stride_w, pad_h, pad_w,
                     dilation_h, dilation_w, groups, offset_groups);
   check_cpu_floating(input_);
   check_same_kind(input_, grad_output_, "grad_output");
+  const auto [need_input, need_offset, need_weight] = output_mask;
   const at::Tensor offset = offset_.contiguous();
   const at::Tensor grad_output = grad_output_.contiguous();
   const bool has_mask = mask_.has_value();
@@ -429,37 +431,57 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cpu(
   const int64_t positions = g.positions();
   const int64_t out_per_group = out_channels / groups;
 
-  at::Tensor grad_offset = at::zeros_like(offset);
-  at::Tensor grad_mask = has_mask ? at::zeros_like(mask) : at::empty({0}, input_.options());
+  const at::Tensor nothing = at::empty({0}, input_.options());
+  at::Tensor grad_offset = need_offset ? at::zeros_like(offset) : nothing;
+  at::Tensor grad_mask = has_mask && need_offset ? at::zeros_like(mask) : nothing;
   if (batch == 0) {
-    return {at::zeros_like(input_), grad_offset, at::zeros_like(weight_), grad_mask};
+    return {need_input ? at::zeros_like(input_) : nothing, grad_offset,
+            need_weight ? at::zeros_like(weight_) : nothing, grad_mask};
   }
   const at::Tensor input_cl = channels_last(input_);
-  at::Tensor grad_input_cl = at::zeros_like(input_cl);
+  at::Tensor grad_input_cl = need_input ? at::zeros_like(input_cl) : nothing;
   const at::Tensor kernel = weight_as_matrix(weight_, groups);
-  at::Tensor grad_kernel = at::zeros_like(kernel);
-  at::Tensor columns = at::empty({groups, positions, kernel.size(2)}, input_.options());
-  at::Tensor grad_columns = at::empty_like(columns);
+  at::Tensor grad_kernel = need_weight ? at::zeros_like(kernel) : nothing;
+  at::Tensor columns = need_weight
+                           ? at::empty({groups, positions, kernel.size(2)}, input_.options())
+                           : nothing;
+  // The column gradient feeds the input, offset and mask gradients only.
+  const bool need_grad_columns = need_input || need_offset;
+  at::Tensor grad_columns = need_grad_columns
+                                ? at::empty({groups, positions, kernel.size(2)}, input_.options())
+                                : nothing;
   const std::vector<ChannelRun> runs = channel_runs(g, groups);
   AT_DISPATCH_FLOATING_TYPES(input_.scalar_type(), "dynamic_sampling_conv2d_backward_cpu", [&] {
     for (int64_t b = 0; b < batch; ++b) {
       const ImageReads<scalar_t> reads{g, groups, runs, offset[b].data_ptr<scalar_t>(),
                                        has_mask ? mask[b].data_ptr<scalar_t>() : nullptr};
       const at::Tensor grad_out_b = grad_output[b].view({groups, out_per_group, positions});
-      at::bmm_out(grad_columns, grad_out_b.transpose(1, 2), kernel);
-      read_pass(reads, input_cl[b].data_ptr<scalar_t>(),
-                {columns.data_ptr<scalar_t>(), grad_columns.data_ptr<scalar_t>(),
-                 grad_offset[b].data_ptr<scalar_t>(),
-                 has_mask ? grad_mask[b].data_ptr<scalar_t>() : nullptr});
-      grad_kernel.baddbmm_(grad_out_b, columns);
-      scatter_pass(reads, grad_columns.data_ptr<scalar_t>(), grad_input_cl[b].data_ptr<scalar_t>());
+      if (need_grad_columns) at::bmm_out(grad_columns, grad_out_b.transpose(1, 2), kernel);
+      if (need_offset || need_weight) {
+        // Without the offset gradient, the pass is the forward gather of the columns alone.
+        read_pass(reads, input_cl[b].data_ptr<scalar_t>(),
+                  {need_weight ? columns.data_ptr<scalar_t>() : nullptr,
+                   need_offset ? grad_columns.data_ptr<scalar_t>() : nullptr,
+                   need_offset ? grad_offset[b].data_ptr<scalar_t>() : nullptr,
+                   has_mask && need_offset ? grad_mask[b].data_ptr<scalar_t>() : nullptr});
+      }
+      if (need_weight) grad_kernel.baddbmm_(grad_out_b, columns);
+      if (need_input) {
+        scatter_pass(reads, grad_columns.data_ptr<scalar_t>(),
+                     grad_input_cl[b].data_ptr<scalar_t>());
+      }
     }
   });
   const at::Tensor grad_input =
-      grad_input_cl.view({batch, g.height, g.width, g.channels}).permute({0, 3, 1, 2}).contiguous();
-  const at::Tensor grad_weight = grad_kernel.view({out_channels, g.kernel_h, g.kernel_w, -1})
-                                     .permute({0, 3, 1, 2})
-                                     .contiguous();
+      need_input ? grad_input_cl.view({batch, g.height, g.width, g.channels})
+                       .permute({0, 3, 1, 2})
+                       .contiguous()
+                 : nothing;
+  const at::Tensor grad_weight = need_weight
+                                     ? grad_kernel.view({out_channels, g.kernel_h, g.kernel_w, -1})
+                                           .permute({0, 3, 1, 2})
+                                           .contiguous()
+                                     : nothing;
   return {grad_input, grad_offset, grad_weight, grad_mask};
 }
 
@@ -490,8 +512,10 @@ at::Tensor sample_points_cpu(const at::Tensor& input_, const at::Tensor& offset_
 std::tuple<at::Tensor, at::Tensor> sample_points_backward_cpu(const at::Tensor& grad_output_,
                                                               const at::Tensor& input_,
                                                               const at::Tensor& offset_,
-                                                              int64_t offset_groups) {
+                                                              int64_t offset_groups,
+                                                              std::array<bool, 2> output_mask) {
   const SamplingGeometry g = point_geometry(input_, offset_, offset_groups);
+  const auto [need_input, need_offset] = output_mask;
   check_cpu_floating(input_);
   check_same_kind(input_, grad_output_, "grad_output");
   const at::Tensor offset = offset_.contiguous();
@@ -502,24 +526,34 @@ std::tuple<at::Tensor, at::Tensor> sample_points_backward_cpu(const at::Tensor& 
               "grad_output must be [", batch, ", ", g.channels, ", ", g.taps(), ", ", g.height,
               ", ", g.width, "], got ", grad_output_.sizes());
   const at::Tensor grad_output = grad_output_.contiguous();
-  at::Tensor grad_offset = at::zeros_like(offset);
-  if (batch == 0) return {at::zeros_like(input_), grad_offset};
+  const at::Tensor nothing = at::empty({0}, input_.options());
+  at::Tensor grad_offset = need_offset ? at::zeros_like(offset) : nothing;
+  if (batch == 0) return {need_input ? at::zeros_like(input_) : nothing, grad_offset};
+  if (!need_input && !need_offset) return {nothing, nothing};
   const at::Tensor input_cl = channels_last(input_);
-  at::Tensor grad_input_cl = at::zeros_like(input_cl);
+  at::Tensor grad_input_cl = need_input ? at::zeros_like(input_cl) : nothing;
   at::Tensor grad_columns = at::empty({g.positions(), g.taps(), g.channels}, input_.options());
   const std::vector<ChannelRun> runs = channel_runs(g, 1);
   AT_DISPATCH_FLOATING_TYPES(input_.scalar_type(), "sample_points_backward_cpu", [&] {
     for (int64_t b = 0; b < batch; ++b) {
       const ImageReads<scalar_t> reads{g, 1, runs, offset[b].data_ptr<scalar_t>(), nullptr};
       planes_to_points(grad_output[b].data_ptr<scalar_t>(), grad_columns.data_ptr<scalar_t>(), g);
-      read_pass(reads, input_cl[b].data_ptr<scalar_t>(),
-                {nullptr, grad_columns.data_ptr<scalar_t>(), grad_offset[b].data_ptr<scalar_t>(),
-                 nullptr});
-      scatter_pass(reads, grad_columns.data_ptr<scalar_t>(), grad_input_cl[b].data_ptr<scalar_t>());
+      if (need_offset) {
+        read_pass(reads, input_cl[b].data_ptr<scalar_t>(),
+                  {nullptr, grad_columns.data_ptr<scalar_t>(), grad_offset[b].data_ptr<scalar_t>(),
+                   nullptr});
+      }
+      if (need_input) {
+        scatter_pass(reads, grad_columns.data_ptr<scalar_t>(),
+                     grad_input_cl[b].data_ptr<scalar_t>());
+      }
     }
   });
   const at::Tensor grad_input =
-      grad_input_cl.view({batch, g.height, g.width, g.channels}).permute({0, 3, 1, 2}).contiguous();
+      need_input ? grad_input_cl.view({batch, g.height, g.width, g.channels})
+                       .permute({0, 3, 1, 2})
+                       .contiguous()
+                 : nothing;
   return {grad_input, grad_offset};
 }
 

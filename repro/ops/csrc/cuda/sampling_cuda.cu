@@ -5,6 +5,7 @@
 // grad_columns = W^T * grad_output, a col2im scatter with atomic adds and a coordinate-gradient
 // kernel with one thread per (offset group, tap, position). float32/float64/float16/bfloat16;
 // the reads, the scatter and the reductions accumulate in float (at::opmath_type).
+#include <array>
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/Atomic.cuh>
@@ -223,11 +224,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cuda(
     const at::Tensor& grad_output_, const at::Tensor& input_, const at::Tensor& offset_,
     const at::Tensor& weight_, const std::optional<at::Tensor>& mask_, int64_t stride_h,
     int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
-    int64_t groups, int64_t offset_groups) {
+    int64_t groups, int64_t offset_groups, std::array<bool, 3> output_mask) {
   const SamplingGeometry g =
       conv_geometry(input_, offset_, weight_, mask_, stride_h, stride_w, pad_h, pad_w,
                     dilation_h, dilation_w, groups, offset_groups);
   check_same_kind(input_, grad_output_, "grad_output");
+  // One fused kernel gives the input and coordinate gradients, so either asks for both here;
+  // the weight gradient (gather + GEMM) is skipped when not asked for.
+  const bool need_weight = output_mask[2];
+  const bool need_columns_gradient = output_mask[0] || output_mask[1];
   const c10::cuda::CUDAGuard guard(input_.device());
   const at::Tensor input = input_.contiguous();
   const at::Tensor offset = offset_.contiguous();
@@ -258,13 +263,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cuda(
                                   "dynamic_sampling_conv2d_backward_cuda", [&] {
     for (int64_t b = 0; b < batch; ++b) {
       const scalar_t* mask_b = has_mask ? mask[b].data_ptr<scalar_t>() : nullptr;
-      launch_gather<scalar_t>(input[b], offset[b], mask_b, g, columns.data_ptr<scalar_t>());
       const at::Tensor grad_out_b = grad_output[b].view({groups, out_per_group, positions});
-      grad_kernel_acc.add_(at::bmm(grad_out_b, columns.transpose(1, 2)));
-      at::bmm_out(grad_columns, kernel_t, grad_out_b);
-      launch_input_and_coordinate_gradients<scalar_t>(
-          grad_columns.data_ptr<scalar_t>(), input[b], offset[b], mask_b, g, grad_input_acc[b],
-          grad_offset[b], has_mask ? grad_mask[b].data_ptr<scalar_t>() : nullptr);
+      if (need_weight) {
+        launch_gather<scalar_t>(input[b], offset[b], mask_b, g, columns.data_ptr<scalar_t>());
+        grad_kernel_acc.add_(at::bmm(grad_out_b, columns.transpose(1, 2)));
+      }
+      if (need_columns_gradient) {
+        at::bmm_out(grad_columns, kernel_t, grad_out_b);
+        launch_input_and_coordinate_gradients<scalar_t>(
+            grad_columns.data_ptr<scalar_t>(), input[b], offset[b], mask_b, g,
+            grad_input_acc[b], grad_offset[b],
+            has_mask ? grad_mask[b].data_ptr<scalar_t>() : nullptr);
+      }
     }
   });
   return {grad_input_acc.to(input.scalar_type()), grad_offset,
@@ -293,9 +303,14 @@ at::Tensor sample_points_cuda(const at::Tensor& input_, const at::Tensor& offset
 std::tuple<at::Tensor, at::Tensor> sample_points_backward_cuda(const at::Tensor& grad_output_,
                                                                const at::Tensor& input_,
                                                                const at::Tensor& offset_,
-                                                               int64_t offset_groups) {
+                                                               int64_t offset_groups,
+                                                               std::array<bool, 2> output_mask) {
   const SamplingGeometry g = point_geometry(input_, offset_, offset_groups);
   check_same_kind(input_, grad_output_, "grad_output");
+  if (!output_mask[0] && !output_mask[1]) {
+    const at::Tensor nothing = at::empty({0}, input_.options());
+    return {nothing, nothing};
+  }
   const c10::cuda::CUDAGuard guard(input_.device());
   const at::Tensor input = input_.contiguous();
   const at::Tensor offset = offset_.contiguous();
