@@ -283,7 +283,9 @@ def test_sample_points_gradient_of_input_or_offset_alone():
             input, offset = make_point_inputs(
                 channels=4, points=3, dtype=torch.float64, seed=23, offset_scale=2.0
             )
-            leaves = [t.requires_grad_() for t, need in zip((input, offset), needed) if need]
+            leaves = [
+                t.requires_grad_() for t, need in zip((input, offset), needed, strict=True) if need
+            ]
             grads.append(torch.autograd.grad(function(input, offset).sin().sum(), leaves))
         for mine, oracle in zip(*grads, strict=True):
             torch.testing.assert_close(mine, oracle, rtol=1e-10, atol=1e-10)
