@@ -44,3 +44,17 @@ def _private_cache(tmp_path_factory):
         os.environ.pop("REPRO_CACHE", None)
     else:
         os.environ["REPRO_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    """The book built once per test session as CI builds it (``repro book --strict``).
+
+    Shared by the tests of the built pages (``test_book.py``) and of the site in a browser
+    (``test_site_browser.py``), so that the suite builds the site once.
+    """
+    from repro.cli.main import main
+
+    out = tmp_path_factory.mktemp("book")
+    assert main(["book", "--out", str(out), "--strict"]) == 0, "see the broken results above"
+    return out / "_build" / "html"

@@ -55,12 +55,7 @@ class ResourceCollector(HTMLParser):
             self._in_script = False
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The book built as CI builds it: ``repro book --strict`` fails on a broken result."""
-    out = tmp_path_factory.mktemp("book")
-    assert main(["book", "--out", str(out), "--strict"]) == 0, "see the broken results above"
-    return out / "_build" / "html"
+# ``site``: the book built once per session (tests/conftest.py).
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -175,7 +175,8 @@ def test_book_pages_show_the_broken_result_and_render_the_rest(project: Path) ->
     generated = source / "generated"
     reason = "metric 'table1/gdc/miou' lacks 'mean'"
     audit = (generated / "audit.md").read_text()
-    assert f"`{BAD_PATH}`: {reason}" in audit and "| broken |" in audit
+    assert f"`{BAD_PATH}`: {reason}" in audit
+    assert '<span class="verdict-badge verdict-broken">broken</span>' in audit, "a claim's badge"
     status = (generated / "gdc_status.md").read_text()
     assert f"**broken**: `{BAD_PATH}`: {reason}" in status
     assert f"(generated/notebooks/{BAD}.md)" in status

@@ -254,6 +254,34 @@ def check_against_papers(df: pd.DataFrame, papers_dir: str | Path) -> list[str]:
     return problems
 
 
+_SIGMA_IN_SETTING = re.compile(r"\bsigma = (\d+(?:\.\d+)?)")
+
+
+def shown_labels(row: pd.Series | dict) -> tuple[str, str]:
+    """A row's ``row`` and ``column`` labels as a reader should see them: σ restored.
+
+    The text extraction lost the symbol σ from GDC's Table I (the row label reads "GDC ()")
+    and from Table IV's header (columns "0.1", "0.2", "0.3"); the transcription records the
+    value in the row's ``setting`` ("sigma = 0.2", ``results/reported/PAPERS.md``). The label
+    gets it back from there, "GDC (σ = 0.2)" and "σ = 0.2"; nothing is restored that the
+    setting does not state.
+    """
+    label, column = str(row["row"]).strip(), str(row["column"]).strip()
+    found = _SIGMA_IN_SETTING.search(str(row.get("setting", "") or ""))
+    if found:
+        sigma = found.group(1)
+        label = re.sub(r"\(\s*\)", f"(σ = {sigma})", label)
+        if column == sigma:
+            column = f"σ = {sigma}"
+    return label, column
+
+
+def shown_label(row: pd.Series | dict) -> str:
+    """``row (column)`` with σ restored (:func:`shown_labels`)."""
+    label, column = shown_labels(row)
+    return f"{label} ({column})"
+
+
 def reported_ids(df: pd.DataFrame | None = None) -> set[str]:
     """The ids of the reported numbers (of ``df``, or of the default file)."""
     frame = load_reported() if df is None else df

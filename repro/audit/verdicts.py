@@ -1,26 +1,36 @@
 """Verdicts on the papers' claims from measured results (``book/design.md``, "Verdicts").
 
-For a ``greater`` claim ("a beats every b") with means ``m`` and seed-to-seed standard
-deviations ``s``, the spread of a difference is ``sqrt(s_a² + s_b²)`` (the standard deviation
-of the difference of two single runs):
+Each comparison of a claim's ``a`` with one of its ``b`` is the difference of the means,
+``a − b``, with a 95% confidence interval from a t test (:mod:`repro.audit.stats`): the paired
+t on the per-seed differences when ``a`` and ``b`` were measured on the same seeds, Welch's t
+otherwise. The verdict follows from the intervals:
 
-* *supported*: ``m_a − m_b > spread`` for every b (with ``higher_is_better``; reversed otherwise);
-* *contradicted*: some b beats a by more than its spread;
-* *inconclusive*: otherwise (within the spread), and always when a side has n < 2, since one
-  run has no measured spread;
+* rule ``greater`` ("a beats every b", the direction given by ``higher_is_better``):
+  *supported* when every interval lies above 0 in the claimed direction, *contradicted* when
+  some interval lies below 0 (that b beats a), *inconclusive* otherwise;
+* rule ``close`` ("a agrees with every b", an equivalence test with the claim's
+  ``tolerance``): *supported* when every interval lies within ``±tolerance``, *contradicted*
+  when some interval lies entirely outside it, *inconclusive* otherwise;
+* always *inconclusive* when a side has fewer than two runs ("single run": no measured spread);
 * *not run*: the notebook has no result at this profile, or lacks a metric;
 * *broken*: the notebook's ``metrics.json`` at this profile cannot be read as a result
   (truncated, empty, not an object, NaN, keys missing); the reason names the file;
 * *reported only*: the claim compares with other papers' numbers and cannot be tested here.
 
-A ``close`` claim ("a and b agree") is supported when ``|m_a − m_b| ≤ spread + tolerance``.
+No correction for multiplicity: a claim against several b is supported only when every
+interval is (an intersection–union test, whose level is that of each interval).
 
 A result may record the score of a trivial predictor under :data:`FLOOR_KEY` (every pixel
 background). When every mIoU a claim compares is below that floor or within its own spread (or
 half a point) above it, no model beat predicting the background and the comparison says
-nothing: *inconclusive*, whatever the rule would say. (A run below the floor has learned
+nothing: *inconclusive*, whatever the intervals say. (A run below the floor has learned
 something, but nothing better than the prior: a pseudo-label run that predicts wrong shapes
 everywhere does not contradict a claim against one that predicts background.)
+
+For an inconclusive claim, :func:`judge` also estimates the seeds per side that would resolve
+each unresolved comparison with 80% power at α = 0.05, at the measured spread, for the paper's
+difference where the claim's reported numbers give it (:mod:`repro.audit.paper`) and for the
+measured difference otherwise.
 """
 
 from __future__ import annotations
@@ -29,25 +39,56 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
+from repro.audit import stats
 from repro.audit.claims import Claim
+from repro.audit.paper import PaperNumber, paper_difference, paper_sides
+from repro.audit.reported import load_reported
 from repro.results.recorder import Metric
 from repro.results.store import BrokenResult, RunResult, load_result
 
-SUPPORTED = "supported"
-CONTRADICTED = "contradicted"
-INCONCLUSIVE = "inconclusive"
+SUPPORTED = stats.SUPPORTED
+CONTRADICTED = stats.CONTRADICTED
+INCONCLUSIVE = stats.INCONCLUSIVE
 NOT_RUN = "not run"
 BROKEN = "broken"
 REPORTED_ONLY = "reported only"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN, BROKEN, REPORTED_ONLY)
 FLOOR_KEY = "reference/background_only/miou"
 FLOOR_MARGIN = 0.5  # points of mIoU
+CONFIDENCE_WORDS = f"{1 - stats.ALPHA:.0%} CI"
+PAPER_EFFECT = "the paper's difference"
+MEASURED_EFFECT = "the measured difference"
 
 
 def at_floor(metrics: dict[str, Metric], floor: Metric) -> bool:
     """Whether no compared mIoU is clearly above the trivial predictor's."""
     scores = [m for key, m in metrics.items() if key.endswith("miou")]
     return bool(scores) and all(m.mean - floor.mean <= max(m.std, FLOOR_MARGIN) for m in scores)
+
+
+@dataclass
+class Comparison:
+    """``a − b`` for one ``b`` of a claim: the interval, its decision, the seeds it would need.
+
+    ``paper_difference`` is the paper's ``a − b`` on our metric's scale (first dataset the claim
+    lists), ``None`` where the claim's reported numbers do not give it. ``seeds`` is set for an
+    unresolved comparison: seeds per side for 80% power, for ``effect`` (``effect_basis`` says
+    whether it is the paper's difference or the measured one).
+    """
+
+    key: str
+    interval: stats.Interval | None
+    decision: str
+    paper_difference: float | None = None
+    effect: float | None = None
+    effect_basis: str = ""
+    seeds: int | None = None
+
+    @property
+    def resolved(self) -> bool:
+        return self.decision != INCONCLUSIVE
 
 
 @dataclass
@@ -61,10 +102,127 @@ class Verdict:
     a: Metric | None = None
     b: dict[str, Metric] = field(default_factory=dict)
     stale: list[str] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    paper: list[dict[str, PaperNumber]] = field(default_factory=list)
+    at_floor: bool = False
+
+    @property
+    def seeds_needed(self) -> int | None:
+        """Seeds per side that would resolve every unresolved comparison (``None``: unknown)."""
+        if self.verdict != INCONCLUSIVE or self.at_floor:
+            return None
+        open_ = [c for c in self.comparisons if not c.resolved]
+        if not open_ or any(c.seeds is None for c in open_):
+            return None
+        return max(c.seeds for c in open_ if c.seeds is not None)
+
+    @property
+    def decisive(self) -> Comparison | None:
+        """The comparison that decides the verdict (the first contradicting, the weakest else)."""
+        if not self.comparisons:
+            return None
+        for comparison in self.comparisons:
+            if comparison.decision == CONTRADICTED:
+                return comparison
+        for comparison in self.comparisons:
+            if comparison.decision == INCONCLUSIVE:
+                return comparison
+        return min(  # supported: the interval whose bound comes nearest 0
+            self.comparisons,
+            key=lambda c: (
+                min(abs(c.interval.low), abs(c.interval.high))
+                if c.interval is not None
+                else math.inf
+            ),
+        )
 
 
 def spread(a: Metric, b: Metric) -> float:
+    """``sqrt(s_a² + s_b²)``: the standard deviation of the difference of two single runs."""
     return math.sqrt(a.std**2 + b.std**2)
+
+
+def interval(a: Metric, b: Metric) -> stats.Interval | None:
+    """The 95% interval of ``a − b``: paired t on shared seeds, Welch's t otherwise."""
+    return stats.difference_interval(a.values, a.seeds, b.values, b.seeds)
+
+
+def _describe(key: str, found: stats.Interval) -> str:
+    return f"a − {key} = {found.format(3)} ({CONFIDENCE_WORDS}, {found.test})"
+
+
+def compare_greater(
+    a: Metric, bs: dict[str, Metric], higher_is_better: bool
+) -> tuple[str, str, list[Comparison]]:
+    """The ``greater`` rule: ``(verdict, reason, one comparison per b)``."""
+    comparisons = []
+    for key, b in bs.items():
+        found = interval(a, b)
+        decision = (
+            INCONCLUSIVE if found is None else stats.greater_decision(found, higher_is_better)
+        )
+        comparisons.append(Comparison(key, found, decision))
+    if any(c.interval is None for c in comparisons):
+        return (
+            INCONCLUSIVE,
+            "single run: a side has n < 2, so no seed-to-seed spread to test against",
+            comparisons,
+        )
+    side = "above" if higher_is_better else "below"
+    against = "below" if higher_is_better else "above"
+    for c in comparisons:
+        if c.decision == CONTRADICTED:
+            assert c.interval is not None
+            return (
+                CONTRADICTED,
+                f"{c.key} beats a: {_describe(c.key, c.interval)} {against} 0",
+                comparisons,
+            )
+    for c in comparisons:
+        if c.decision == INCONCLUSIVE:
+            assert c.interval is not None
+            return INCONCLUSIVE, f"{_describe(c.key, c.interval)} contains 0", comparisons
+    weakest = min(
+        comparisons,
+        key=lambda c: (
+            (c.interval.low if higher_is_better else -c.interval.high)
+            if c.interval is not None
+            else math.inf
+        ),
+    )
+    assert weakest.interval is not None
+    return (
+        SUPPORTED,
+        f"every a − b {side} 0; closest: {_describe(weakest.key, weakest.interval)}",
+        comparisons,
+    )
+
+
+def compare_close(
+    a: Metric, bs: dict[str, Metric], tolerance: float
+) -> tuple[str, str, list[Comparison]]:
+    """The ``close`` rule (equivalence within ``±tolerance``): ``(verdict, reason, comparisons)``."""
+    comparisons = []
+    for key, b in bs.items():
+        found = interval(a, b)
+        decision = INCONCLUSIVE if found is None else stats.equivalence_decision(found, tolerance)
+        comparisons.append(Comparison(key, found, decision))
+    if any(c.interval is None for c in comparisons):
+        return (
+            INCONCLUSIVE,
+            "single run: a side has n < 2, so no seed-to-seed spread to test against",
+            comparisons,
+        )
+    bound = f"±{tolerance:g}"
+    for c in comparisons:
+        if c.decision == CONTRADICTED:
+            assert c.interval is not None
+            return CONTRADICTED, f"{_describe(c.key, c.interval)} lies outside {bound}", comparisons
+    for c in comparisons:
+        if c.decision == INCONCLUSIVE:
+            assert c.interval is not None
+            return INCONCLUSIVE, f"{_describe(c.key, c.interval)} straddles {bound}", comparisons
+    return SUPPORTED, f"every a − b within {bound} ({CONFIDENCE_WORDS})", comparisons
 
 
 def judge_greater(a: Metric, bs: dict[str, Metric], higher_is_better: bool) -> tuple[str, str]:
@@ -73,51 +231,67 @@ def judge_greater(a: Metric, bs: dict[str, Metric], higher_is_better: bool) -> t
     Public so that a notebook can state a check of its own with the audit's rule (the
     feasibility study's "FCN clearly below the context models").
     """
-    sign = 1.0 if higher_is_better else -1.0
-    margins = {key: (sign * (a.mean - b.mean), spread(a, b), b) for key, b in bs.items()}
-    losses = [
-        k for k, (diff, s, _) in margins.items() if -diff > s and a.n > 1 and margins[k][2].n > 1
-    ]
-    if losses:
-        key = losses[0]
-        diff, s, _ = margins[key]
-        return CONTRADICTED, f"{key} beats a by {-diff:.3g} > spread {s:.3g}"
-    if a.n < 2 or any(b.n < 2 for b in bs.values()):
-        return INCONCLUSIVE, "a side has a single run: no seed-to-seed spread to compare with"
-    weak = [k for k, (diff, s, _) in margins.items() if diff <= s]
-    if weak:
-        key = weak[0]
-        diff, s, _ = margins[key]
-        return INCONCLUSIVE, f"against {key}: difference {diff:.3g} within spread {s:.3g}"
-    smallest = min(diff - s for diff, s, _ in margins.values())
-    return (
-        SUPPORTED,
-        f"a beats every b beyond the spread (smallest margin over the spread {smallest:.3g})",
-    )
+    verdict, reason, _ = compare_greater(a, bs, higher_is_better)
+    return verdict, reason
 
 
 def judge_close(a: Metric, bs: dict[str, Metric], tolerance: float) -> tuple[str, str]:
     """The ``close`` rule (module docstring) on two sides: ``(verdict, reason)``."""
-    for key, b in bs.items():
-        s = spread(a, b) + tolerance
-        if abs(a.mean - b.mean) > s:
-            return (
-                CONTRADICTED,
-                f"|a − {key}| = {abs(a.mean - b.mean):.3g} > spread + tolerance {s:.3g}",
-            )
-    return SUPPORTED, "a and every b agree within the spread plus the tolerance"
+    verdict, reason, _ = compare_close(a, bs, tolerance)
+    return verdict, reason
 
 
-def judge(claim: Claim, profile: str = "cpu", results_root: Path | None = None) -> Verdict:
-    """The verdict on ``claim`` from the results of its notebook at ``profile``."""
+def _add_power(
+    comparisons: list[Comparison],
+    rule: str,
+    tolerance: float,
+    higher_is_better: bool,
+) -> None:
+    """Seeds per side for each unresolved comparison (80% power, α = 0.05, measured spread).
+
+    The effect is the paper's difference where known (and, for ``greater``, in the claimed
+    direction), the measured difference otherwise.
+    """
+    sign = 1.0 if higher_is_better else -1.0
+    for c in comparisons:
+        if c.resolved or c.interval is None:
+            continue
+        paper = c.paper_difference
+        usable = paper is not None and (rule == "close" or sign * paper > 0)
+        c.effect, c.effect_basis = (
+            (paper, PAPER_EFFECT) if usable else (c.interval.difference, MEASURED_EFFECT)
+        )
+        assert c.effect is not None
+        c.seeds = (
+            stats.seeds_needed_equivalence(c.effect, tolerance, c.interval)
+            if rule == "close"
+            else stats.seeds_needed(c.effect, c.interval)
+        )
+
+
+def judge(
+    claim: Claim,
+    profile: str = "cpu",
+    results_root: Path | None = None,
+    reported: pd.DataFrame | None = None,
+) -> Verdict:
+    """The verdict on ``claim`` from the results of its notebook at ``profile``.
+
+    ``reported`` is the transcription indexed by id (loaded when not given).
+    """
     if claim.kind == "reported_only" or claim.test is None:
         return Verdict(claim, REPORTED_ONLY, "a comparison with other papers' numbers")
     test = claim.test
+    if reported is None:
+        reported = load_reported().set_index("id")
+    sides = paper_sides(claim, reported)
     result = load_result(test.notebook, profile, results_root)
     if result is None:
-        return Verdict(claim, NOT_RUN, f"no {profile} result of notebook {test.notebook!r} yet")
+        return Verdict(
+            claim, NOT_RUN, f"no {profile} result of notebook {test.notebook!r} yet", paper=sides
+        )
     if isinstance(result, BrokenResult):
-        return Verdict(claim, BROKEN, f"broken result: {result.describe()}")
+        return Verdict(claim, BROKEN, f"broken result: {result.describe()}", paper=sides)
     keys = [test.a, *test.b]
     absent = [k for k in keys if k not in result.metrics]
     if absent:
@@ -127,20 +301,39 @@ def judge(claim: Claim, profile: str = "cpu", results_root: Path | None = None) 
             f"the {profile} result lacks {', '.join(absent)}",
             result,
             stale=result.stale_reasons(),
+            paper=sides,
         )
     a = result.metrics[test.a]
     bs = {k: result.metrics[k] for k in test.b}
+    tolerance = test.tolerance or 0.0
+    if test.rule == "greater":
+        verdict, reason, comparisons = compare_greater(a, bs, test.higher_is_better)
+    elif test.rule == "close":
+        verdict, reason, comparisons = compare_close(a, bs, tolerance)
+    else:
+        raise ValueError(f"claim {claim.id!r}: unknown rule {test.rule!r}")
+    for c in comparisons:
+        c.paper_difference = paper_difference(sides[0], test.a, c.key, a.unit) if sides else None
     floor = result.metrics.get(FLOOR_KEY)
-    if floor is not None and at_floor({test.a: a, **bs}, floor):
+    floored = floor is not None and at_floor({test.a: a, **bs}, floor)
+    if floored:
+        assert floor is not None
+        verdict = INCONCLUSIVE
         reason = (
             f"no compared mIoU is clearly above the background-only floor ({floor.mean:.2f}): "
             "nothing better than the prior was learned"
         )
-        return Verdict(claim, INCONCLUSIVE, reason, result, a, bs, result.stale_reasons())
-    if test.rule == "greater":
-        verdict, reason = judge_greater(a, bs, test.higher_is_better)
-    elif test.rule == "close":
-        verdict, reason = judge_close(a, bs, test.tolerance or 0.0)
-    else:
-        raise ValueError(f"claim {claim.id!r}: unknown rule {test.rule!r}")
-    return Verdict(claim, verdict, reason, result, a, bs, result.stale_reasons())
+    elif verdict == INCONCLUSIVE:
+        _add_power(comparisons, test.rule, tolerance, test.higher_is_better)
+    return Verdict(
+        claim,
+        verdict,
+        reason,
+        result,
+        a,
+        bs,
+        result.stale_reasons(),
+        comparisons,
+        sides,
+        floored,
+    )

@@ -20,6 +20,10 @@ from repro.site.pages import write_generated
 log = logging.getLogger(__name__)
 
 
+MATHJAX_EXTRA = Path("_extra", "_static", "mathjax")
+"""Where the build's source holds MathJax; the site serves it as ``_static/mathjax``."""
+
+
 class BookBuildError(RuntimeError):
     """Jupyter Book failed; the message holds the end of its log."""
 
@@ -68,7 +72,11 @@ def prepare_source(build: Path) -> Path:
     shutil.copytree(book_dir(), source, ignore=shutil.ignore_patterns("_build", "generated"))
     sections = write_generated(source)
     (source / "_toc.yml").write_text(yaml.safe_dump(toc(sections), sort_keys=False))
-    static = source / "_static" / "mathjax"
+    # MathJax is an extra path (``html_extra_path: ["_extra"]`` in ``_config.yml``), copied to
+    # the site's ``_static/mathjax`` as it is: Jupyter Book adds every .js file under a static
+    # path to every page as a script, and MathJax's hundreds of parts loaded that way fail in
+    # the browser (console errors, seen by tests/test_site_browser.py).
+    static = source / MATHJAX_EXTRA
     if not static.exists():
         # The accessibility extensions fetch a speech engine from a CDN when a reader turns
         # them on: left out, so that nothing on the site can reach another host.

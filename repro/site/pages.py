@@ -6,7 +6,9 @@ nothing here holds a number.
 
 from __future__ import annotations
 
+import html
 import json
+import math
 import re
 import shutil
 from collections.abc import Sequence
@@ -15,8 +17,13 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from repro.audit.table import audit_frame
-from repro.audit.verdicts import VERDICTS
+from repro.audit.table import (
+    audit_frame,
+    audit_verdicts,
+    comparisons_frame,
+    reported_vs_reproduced,
+)
+from repro.audit.verdicts import CONFIDENCE_WORDS, VERDICTS, Verdict
 from repro.notebooks import NotebookSpec, discover
 from repro.paths import reported_dir, results_dir
 from repro.results.store import BrokenResult, RunResult, broken_results, load_result
@@ -53,35 +60,307 @@ def broken_admonition(broken: Sequence[BrokenResult]) -> str:
     return "\n".join([*lines, "```", ""])
 
 
-def audit_page(frame: pd.DataFrame, broken: Sequence[BrokenResult] = ()) -> str:
-    """The audit: broken results first, then the verdict counts and one table per paper."""
-    counts = frame["verdict"].value_counts() if not frame.empty else pd.Series(dtype=int)
-    summary = pd.DataFrame(
-        {"verdict": list(VERDICTS), "claims": [int(counts.get(v, 0)) for v in VERDICTS]}
+VERDICT_COLOURS = {
+    "supported": "#1a7f37",
+    "contradicted": "#cf222e",
+    "inconclusive": "#9a6700",
+    "not run": "#6e7781",
+    "broken": "#6639ba",
+    "reported only": "#0969da",
+}
+"""One colour per verdict (:data:`repro.audit.verdicts.VERDICTS`), the figure's and the badges'."""
+
+AUDIT_FIGURE = "audit_verdicts.png"
+AUDIT_CSV = {
+    "claims": "audit_claims.csv",
+    "comparisons": "audit_comparisons.csv",
+    "reported": "reported_numbers.csv",
+}
+"""The audit's downloads under ``generated/``: claims with verdicts, every a − b, the paper's."""
+
+
+def verdict_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Claims per paper (rows, in :data:`PAPERS` order) and verdict (columns)."""
+    rows = []
+    for paper, title in PAPERS.items():
+        mine = frame[frame["paper"] == paper.upper()] if not frame.empty else frame
+        counts = mine["verdict"].value_counts() if not mine.empty else pd.Series(dtype=int)
+        cells = {v: int(counts.get(v, 0)) for v in VERDICTS}
+        rows.append({"paper": title.split(" (")[0], **cells, "claims": len(mine)})
+    return pd.DataFrame(rows, columns=["paper", *VERDICTS, "claims"])
+
+
+def verdict_figure(counts: pd.DataFrame, target: Path) -> None:
+    """Stacked bars of the verdict counts per paper (the dashboard's figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(counts) + 1.2), dpi=100)
+    left = [0] * len(counts)
+    names = list(counts["paper"])
+    for verdict in VERDICTS:
+        values = counts[verdict].tolist()
+        bars = ax.barh(names, values, left=left, color=VERDICT_COLOURS[verdict], label=verdict)
+        for bar, value in zip(bars, values, strict=True):
+            if value:
+                ax.text(
+                    bar.get_x() + bar.get_width() / 2,
+                    bar.get_y() + bar.get_height() / 2,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    color="white",
+                    fontsize=9,
+                )
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel("claims")
+    ax.legend(ncols=len(VERDICTS), fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(target)
+    plt.close(fig)
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _number(value: object, digits: int = 2, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{float(value):+.{digits}f}" if signed else f"{float(value):.{digits}f}"
+
+
+def badge(verdict: str) -> str:
+    """A verdict as a coloured label (class ``verdict-badge``, colour of :data:`VERDICT_COLOURS`)."""
+    slug = verdict.replace(" ", "-")
+    return f'<span class="verdict-badge verdict-{slug}">{_e(verdict)}</span>'
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    """A small HTML table inside a claim's block (cells escaped)."""
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
     )
+    return f'<table class="audit-inner"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _side_label(verdict: Verdict, key: str) -> str:
+    """What a metric key stands for: the paper's row label where placed (σ restored), else the key."""
+    for side in verdict.paper[:1]:
+        if key in side:
+            return side[key].short
+    parts = key.split("/")
+    return "/".join(parts[1:-1]) or key
+
+
+def _comparisons_block(verdict: Verdict) -> str:
+    if not verdict.comparisons:
+        return ""
+    rows = []
+    for c in verdict.comparisons:
+        found = c.interval
+        rows.append(
+            {
+                "b": c.key,
+                "ours": verdict.b[c.key].format() if c.key in verdict.b else "",
+                f"a − b ({CONFIDENCE_WORDS})": found.format() if found else "no interval (n < 2)",
+                "test": f"{found.test}, df {found.df:.1f}" if found else "",
+                "decision": c.decision,
+                "paper's a − b": _number(c.paper_difference, signed=True),
+                "seeds per side for 80% power": "" if c.seeds is None else str(c.seeds),
+            }
+        )
+    return "<p><b>Every comparison</b></p>" + _html_table(pd.DataFrame(rows))
+
+
+def _claim_details(verdict: Verdict, row: pd.Series) -> str:
+    """The collapsible block of one claim: statement, rule, every comparison, both settings."""
+    claim, test = verdict.claim, verdict.claim.test
+    parts = [f"<p><b>Claim</b> ({_e(claim.source)}): {_e(claim.statement)}</p>"]
+    if test is not None:
+        direction = "higher is better" if test.higher_is_better else "lower is better"
+        rule = (
+            f"greater: a beats every b ({direction})"
+            if test.rule == "greater"
+            else f"close: a within ±{test.tolerance or 0:g} of every b"
+        )
+        parts.append(
+            f"<p><b>Test</b>: <code>{_e(test.notebook)}</code>, a = <code>{_e(test.a)}</code>; "
+            f"{_e(rule)}. <b>Why {_e(verdict.verdict)}</b>: {_e(verdict.reason)}.</p>"
+        )
+    if row["power detail"]:
+        parts.append(f"<p><b>Power</b>: {_e(row['power detail'])}.</p>")
+    parts.append(_comparisons_block(verdict))
+    placed = reported_vs_reproduced(verdict)
+    if not placed.empty:
+        parts.append("<p><b>Reported vs reproduced</b></p>" + _html_table(placed))
+    if row["reported"]:
+        parts.append(f"<p><b>The paper's numbers</b>: {_e(row['reported'])}.</p>")
+    if row["paper setting"]:
+        parts.append(f"<p><b>The paper's setting</b>: {_e(row['paper setting'])}.</p>")
+    if row["our setting"]:
+        parts.append(f"<p><b>Our setting</b> ({_e(row['setting'])}): {_e(row['our setting'])}.</p>")
+    if row["stale"]:
+        parts.append(
+            f"<p><b>Stale</b> (checked by {_e(row['checked by'])}): {_e(row['stale'])}.</p>"
+        )
+    if row["to run"]:
+        parts.append(f"<p><b>To run</b>: <code>{_e(row['to run'])}</code></p>")
+    anchor = "claim-" + re.sub(r"[^\w-]", "-", claim.id)
+    return (
+        f'<details id="{anchor}"><summary><code>{_e(claim.id)}</code>: statement, test, '
+        f"settings</summary>{''.join(parts)}</details>"
+    )
+
+
+def _claim_row(verdict: Verdict, row: pd.Series) -> str:
+    """One compact row: claim, paper's a vs b, ours, a − b with its interval, verdict."""
+    test = verdict.claim.test
+    paper_cell = _e(row["paper (a vs b)"])
+    if paper_cell and test is not None:
+        paper_cell = (
+            f"{_e(_side_label(verdict, test.a))} {_e(row['paper (a vs b)'].split(' vs ')[0])}"
+            f"<br>vs {_e(_side_label(verdict, row['b']))} "
+            f"{_e(row['paper (a vs b)'].split(' vs ')[1])}"
+        )
+    elif verdict.claim.reported:
+        paper_cell = f"<small>{len(verdict.claim.reported)} numbers, below</small>"
+    else:
+        paper_cell = "<small>from the text</small>"
+    ours_cell = ""
+    if row["ours a"]:
+        ours_cell = _e(row["ours a"])
+        if row["ours b"]:
+            ours_cell += f"<br>vs {_e(row['ours b'])}"
+            if not row["paper (a vs b)"]:
+                ours_cell += f" <small>({_e(_side_label(verdict, row['b']))})</small>"
+    difference = ""
+    if row["test"]:
+        difference = (
+            f"{_number(row['difference'], signed=True)} "
+            f"[{_number(row['ci low'])}, {_number(row['ci high'])}]"
+            f"<br><small>{_e(row['test'])}"
+            + (f", 1 of {row['comparisons']}" if row["comparisons"] > 1 else "")
+            + (
+                f"; paper {_number(row['paper difference'], signed=True)}"
+                if row["paper difference"] is not None and not pd.isna(row["paper difference"])
+                else ""
+            )
+            + "</small>"
+        )
+    elif verdict.comparisons:
+        difference = "<small>no interval: single run</small>"
+    flags = []
+    if row["power"]:
+        flags.append(f"<small>{_e(row['power'])}</small>")
+    if row["stale"]:
+        flags.append(f'<small class="stale-flag" title="{_e(row["stale"])}">⚠ stale</small>')
+    verdict_cell = badge(verdict.verdict) + "".join(f"<br>{f}" for f in flags)
+    cells = [_e(row["title"]), paper_cell, ours_cell, difference, verdict_cell]
+    main = '<tr class="audit-claim">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    more = f'<tr class="audit-more"><td colspan="{len(cells)}">{_claim_details(verdict, row)}</td></tr>'
+    return main + more
+
+
+AUDIT_COLUMNS = (
+    ("claim", 30),
+    ("paper: a vs b", 19),
+    ("ours: mean ± std (n)", 19),
+    (f"a − b, {CONFIDENCE_WORDS}", 17),
+    ("verdict", 15),
+)
+"""The dashboard's columns and their widths (% of the page), which add up to 100: the table
+never scrolls sideways (issue 18: it fits a laptop screen)."""
+
+
+def claims_table(verdicts: Sequence[Verdict], frame: pd.DataFrame) -> str:
+    """The compact HTML table of some claims, one row and one collapsible block each."""
+    by_id = {row["claim"]: row for _, row in frame.iterrows()}
+    cols = "".join(f'<col style="width:{width}%">' for _, width in AUDIT_COLUMNS)
+    head = "".join(f"<th>{_e(name)}</th>" for name, _ in AUDIT_COLUMNS)
+    body = "".join(_claim_row(v, by_id[v.claim.id]) for v in verdicts)
+    return (
+        f'<table class="audit-table"><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>\n"
+    )
+
+
+def audit_page(
+    frame: pd.DataFrame,
+    broken: Sequence[BrokenResult] = (),
+    verdicts: Sequence[Verdict] = (),
+    figure: str | None = None,
+    downloads: dict[str, str] | None = None,
+) -> str:
+    """The audit: broken results first, the verdict counts (figure and table), one table per paper.
+
+    ``figure`` and ``downloads`` are paths relative to the page that includes this text
+    (``book/audit.md``).
+    """
     parts = [broken_admonition(broken)] if broken else []
-    parts += ["## Summary\n", markdown_table(summary)]
-    columns = [
-        "claim",
-        "statement",
-        "reported",
-        "paper setting",
-        "reproduced",
-        "our setting",
-        "verdict",
-        "stale",
-        "to run",
-    ]
+    counts = verdict_counts(frame)
+    parts.append("## Verdicts at a glance\n")
+    if figure:
+        described = "; ".join(
+            f"{row['paper']}: " + ", ".join(f"{row[v]} {v}" for v in VERDICTS if row[v])
+            for _, row in counts.iterrows()
+        )
+        parts.append(f"```{{figure}} {figure}\n:alt: verdicts per paper. {described}\n```\n")
+    parts.append(markdown_table(counts))
+    if downloads:
+        names = {
+            "claims": "the claims with their verdicts",
+            "comparisons": "every comparison a − b with its interval and power",
+            "reported": "the paper's numbers as transcribed",
+        }
+        links = [f"{{download}}`{names[k]} <{path}>`" for k, path in downloads.items()]
+        parts.append("\nAs CSV: " + "; ".join(links) + ".\n")
+    parts.append(
+        "\nEach row: the claim; the paper's two numbers and ours for the comparison that decides "
+        f"the verdict (the first contradicting one, else the weakest); `a − b` with its "
+        f"{CONFIDENCE_WORDS} and its test (the paper's own difference beside it); the verdict, "
+        "and for an inconclusive claim whether it has too few runs or shows no effect of the "
+        "size tested. The block under each row holds the full statement, every comparison, "
+        "the paper's numbers beside ours and both settings.\n"
+    )
+    chosen = list(verdicts)
     for paper, title in PAPERS.items():
         rows = frame[frame["paper"] == paper.upper()] if not frame.empty else frame
         parts.append(f"\n## {title}\n")
         if rows.empty:
             parts.append("No claim registered.\n")
             continue
-        shown = rows[columns].copy()
-        shown["verdict"] = "**" + shown["verdict"] + "**"
-        parts.append(markdown_table(shown))
+        mine = [v for v in chosen if v.claim.paper == paper]
+        if mine:
+            parts.append(claims_table(mine, rows))
+        else:  # no verdict objects given: the frame alone, as a pipe table
+            parts.append(markdown_table(rows[["claim", "title", "verdict", "why"]]))
     return "\n".join(parts)
+
+
+def write_audit(generated: Path, broken: Sequence[BrokenResult]) -> pd.DataFrame:
+    """``generated/audit.md`` with its figure and CSV files; return the audit frame."""
+    verdicts = audit_verdicts(BOOK_PROFILE)
+    frame = audit_frame(BOOK_PROFILE, verdicts=verdicts)
+    frame.drop(columns=["reported", "reproduced"]).to_csv(
+        generated / AUDIT_CSV["claims"], index=False
+    )
+    comparisons_frame(verdicts).to_csv(generated / AUDIT_CSV["comparisons"], index=False)
+    downloads = {k: f"generated/{v}" for k, v in AUDIT_CSV.items() if k != "reported"}
+    numbers = reported_dir() / "numbers.csv"
+    if numbers.is_file():
+        shutil.copyfile(numbers, generated / AUDIT_CSV["reported"])
+        downloads["reported"] = f"generated/{AUDIT_CSV['reported']}"
+    verdict_figure(verdict_counts(frame), generated / AUDIT_FIGURE)
+    text = audit_page(frame, broken, verdicts, f"generated/{AUDIT_FIGURE}", downloads)
+    (generated / "audit.md").write_text(text)
+    return frame
 
 
 def chapter_status(paper: str, specs: dict[str, NotebookSpec], frame: pd.DataFrame) -> str:
@@ -109,10 +388,30 @@ def chapter_status(paper: str, specs: dict[str, NotebookSpec], frame: pd.DataFra
     table = markdown_table(pd.DataFrame(rows))
     claims = frame[frame["paper"] == paper.upper()] if not frame.empty else frame
     if not claims.empty:
-        verdicts = claims[["claim", "statement", "verdict"]].copy()
-        verdicts["verdict"] = "**" + verdicts["verdict"] + "**"
-        table += "\n### Verdicts on this paper's claims\n\n" + markdown_table(verdicts)
+        verdicts = pd.DataFrame(
+            {
+                "claim": claims["title"],
+                f"a − b, {CONFIDENCE_WORDS}": [_difference_text(r) for _, r in claims.iterrows()],
+                "verdict": "**" + claims["verdict"] + "**",
+                "stale": claims["stale"].map(lambda s: "stale" if s else ""),
+            }
+        )
+        table += (
+            "\n### Verdicts on this paper's claims\n\nThe decisive comparison of each claim; "
+            "its test, the paper's numbers and both settings are on the [audit](audit.md).\n\n"
+            + markdown_table(verdicts)
+        )
     return table
+
+
+def _difference_text(row: pd.Series) -> str:
+    """``−3.56 [−4.58, −2.55] (paired t)``: the decisive a − b of a claim, or nothing."""
+    if not row["test"]:
+        return ""
+    return (
+        f"{_number(row['difference'], signed=True)} [{_number(row['ci low'])}, "
+        f"{_number(row['ci high'])}] ({row['test']})"
+    )
 
 
 def _page_link(name: str, result: RunResult | BrokenResult) -> str:
@@ -178,12 +477,66 @@ def broken_page(spec: NotebookSpec, result: BrokenResult, target: Path) -> None:
     target.write_text(text)
 
 
+HIDE_INPUT = "hide-input"
+"""The Jupyter Book tag that collapses a code cell's source behind a toggle, output shown."""
+
+
+def notebook_downloads(result: RunResult, folder: Path) -> list[tuple[str, str]]:
+    """Copy the executed notebook, its tables and its metrics as CSV into ``folder``.
+
+    Returns ``(label, path relative to the notebook's page)`` for each, for the page's
+    download links (issue 18: every table downloadable, the executed notebook too).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    links = []
+    executed = result.folder / f"{result.notebook}.ipynb"
+    if executed.is_file():
+        shutil.copyfile(executed, folder / executed.name)
+        links.append(("executed notebook (.ipynb)", f"{folder.name}/{executed.name}"))
+    rows = [
+        {
+            "metric": key,
+            "mean": metric.mean,
+            "std": metric.std,
+            "n": metric.n,
+            "unit": metric.unit,
+            "values": " ".join(repr(v) for v in metric.values),
+            "seeds": " ".join(str(s) for s in metric.seeds or []),
+            "what": metric.description,
+        }
+        for key, metric in result.metrics.items()
+    ]
+    pd.DataFrame(rows).to_csv(folder / "metrics.csv", index=False)
+    links.append(("metrics.csv", f"{folder.name}/metrics.csv"))
+    for table in result.tables:
+        path = result.folder / table
+        if path.suffix == ".csv" and path.is_file():
+            shutil.copyfile(path, folder / path.name)
+            links.append((path.name, f"{folder.name}/{path.name}"))
+    return links
+
+
 def result_notebook(result: RunResult, target: Path) -> None:
-    """Copy an executed notebook into the book, headed by its provenance."""
+    """Copy an executed notebook into the book, headed by its provenance and its downloads.
+
+    Code cells are collapsed (:data:`HIDE_INPUT`): a reader sees the narrative and the
+    outputs, and opens the code on demand.
+    """
     notebook = nbformat.read(result.folder / f"{result.notebook}.ipynb", as_version=4)
     cells = notebook.cells
+    for cell in cells:
+        if cell.cell_type == "code":
+            tags = cell.metadata.setdefault("tags", [])
+            if HIDE_INPUT not in tags:
+                tags.append(HIDE_INPUT)
+    links = notebook_downloads(result, target.parent / f"{result.notebook}_files")
+    downloads = "Download: " + " · ".join(
+        f"{{download}}`{label} <{path}>`" for label, path in links
+    )
     insert_at = 1 if cells and cells[0].cell_type == "markdown" else 0
-    cells.insert(insert_at, nbformat.v4.new_markdown_cell(provenance_cell(result)))
+    cells.insert(
+        insert_at, nbformat.v4.new_markdown_cell(provenance_cell(result) + "\n\n" + downloads)
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, target)
 
@@ -259,8 +612,7 @@ def write_generated(source: Path) -> dict[str, list[str]]:
         shutil.rmtree(generated)
     (generated / "notebooks").mkdir(parents=True)
     specs = discover()
-    frame = audit_frame(BOOK_PROFILE)
-    (generated / "audit.md").write_text(audit_page(frame, broken_results(BOOK_PROFILE)))
+    frame = write_audit(generated, broken_results(BOOK_PROFILE))
     sections: dict[str, list[str]] = {paper: [] for paper in PAPERS}
     sections["project"] = []
     for paper in PAPERS:
