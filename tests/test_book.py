@@ -66,7 +66,14 @@ def test_no_committed_result_is_broken(profile):
 
 def test_strict_audit_of_the_committed_results_passes(capsys):
     assert main(["audit", "--strict"]) == 0, capsys.readouterr().err
-    assert "broken results" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "broken results" not in out
+    # Each tested claim prints its difference with the interval and test it was judged by.
+    assert re.search(
+        r"a − \S+: [+-]\d+\.\d\d, 95% CI \[-?\d+\.\d\d, -?\d+\.\d\d\] \((paired t|Welch t);", out
+    )
+    if "[INCONCLUSIVE]" in out:
+        assert "  power: " in out, "an inconclusive claim says whether it lacks runs"
 
 
 def text_of(page: Path) -> str:

@@ -13,7 +13,8 @@ opened). Screenshots of the landing page and the audit page are saved under
 ``book/_build/screenshots/`` (``REPRO_SCREENSHOTS`` names another folder) for CI to keep.
 
 Without Chromium (``chromium``/``chromium-browser`` on PATH, or ``REPRO_CHROMIUM``) the test is
-skipped with that reason; ``.ci/run`` installs the package where it is absent.
+skipped with that reason; ``.ci/run`` installs the package where it is absent and sets
+``REPRO_REQUIRE_CHROMIUM=1``, under which a missing browser fails the test instead.
 """
 
 from __future__ import annotations
@@ -344,6 +345,8 @@ def served(site: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser(served: str) -> Iterator[Browser]:
     binary = find_chromium()
+    if binary is None and os.environ.get("REPRO_REQUIRE_CHROMIUM") == "1":
+        pytest.fail("REPRO_REQUIRE_CHROMIUM=1 (as in .ci/run) but no Chromium was found")
     if binary is None:
         pytest.skip(
             "no Chromium found (Debian's chromium package: apt-get install chromium; "

@@ -46,10 +46,27 @@ def test_greater_needs_every_b_and_respects_direction():
     assert verdict == SUPPORTED
 
 
-def test_close():
-    assert judge_close(m(10, 11, 12), {"b": m(10.5, 11.5, 12.5)}, 0.0)[0] == SUPPORTED
+def test_close_is_an_equivalence_test_on_the_interval():
+    # Welch: a − b = −0.5, 95% CI ±2.77 (se 0.816, ν = 4).
+    assert judge_close(m(10, 11, 12), {"b": m(10.5, 11.5, 12.5)}, 3.0)[0] == SUPPORTED
+    assert judge_close(m(10, 11, 12), {"b": m(10.5, 11.5, 12.5)}, 0.0)[0] == INCONCLUSIVE, (
+        "no tolerance: the interval always straddles it"
+    )
+    # a − b = −10 [−12.27, −7.73]
     assert judge_close(m(10, 11, 12), {"b": m(20, 21, 22)}, 0.0)[0] == CONTRADICTED
-    assert judge_close(m(10, 11, 12), {"b": m(20, 21, 22)}, 10.0)[0] == SUPPORTED
+    assert judge_close(m(10, 11, 12), {"b": m(20, 21, 22)}, 10.0)[0] == INCONCLUSIVE
+    assert judge_close(m(10, 11, 12), {"b": m(20, 21, 22)}, 13.0)[0] == SUPPORTED
+
+
+def test_shared_seeds_use_the_paired_test():
+    # Seed effects shared by both sides: Welch sees the seed spread, the paired t does not.
+    a = Metric([10.0, 14.0, 18.0], seeds=[0, 1, 2])
+    b = Metric([9.0, 13.1, 16.9], seeds=[0, 1, 2])
+    verdict, reason = judge_greater(a, {"b": b}, higher_is_better=True)
+    assert verdict == SUPPORTED and "paired t" in reason
+    unpaired = Metric([9.0, 13.1, 16.9], seeds=[3, 4, 5])
+    verdict, reason = judge_greater(a, {"b": unpaired}, higher_is_better=True)
+    assert verdict == INCONCLUSIVE and "Welch t" in reason
 
 
 def test_metric_rejects_non_finite_and_mismatched_seeds():

@@ -137,6 +137,9 @@ class Verdict:
         )
 
 
+SINGLE_RUN = "single run: a side has n < 2, so no seed-to-seed spread to test against"
+
+
 def spread(a: Metric, b: Metric) -> float:
     """``sqrt(s_a² + s_b²)``: the standard deviation of the difference of two single runs."""
     return math.sqrt(a.std**2 + b.std**2)
@@ -163,11 +166,7 @@ def compare_greater(
         )
         comparisons.append(Comparison(key, found, decision))
     if any(c.interval is None for c in comparisons):
-        return (
-            INCONCLUSIVE,
-            "single run: a side has n < 2, so no seed-to-seed spread to test against",
-            comparisons,
-        )
+        return INCONCLUSIVE, SINGLE_RUN, comparisons
     side = "above" if higher_is_better else "below"
     against = "below" if higher_is_better else "above"
     for c in comparisons:
@@ -208,11 +207,7 @@ def compare_close(
         decision = INCONCLUSIVE if found is None else stats.equivalence_decision(found, tolerance)
         comparisons.append(Comparison(key, found, decision))
     if any(c.interval is None for c in comparisons):
-        return (
-            INCONCLUSIVE,
-            "single run: a side has n < 2, so no seed-to-seed spread to test against",
-            comparisons,
-        )
+        return INCONCLUSIVE, SINGLE_RUN, comparisons
     bound = f"±{tolerance:g}"
     for c in comparisons:
         if c.decision == CONTRADICTED:

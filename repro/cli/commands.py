@@ -111,14 +111,21 @@ def _print_audit(frame: pd.DataFrame) -> None:
             f"[{row['verdict'].upper()}] {row['paper']} {row['claim']}"
             + (f"  (STALE by {row['checked by']}: {row['stale']})" if row["stale"] else "")
         )
-        for label in ("statement", "reported", "reproduced", "our setting", "why", "to run"):
-            if row[label]:
+        lines = {label: row[label] for label in ("statement", "reported", "reproduced")}
+        if row["test"]:
+            lines[f"a − {row['b']}"] = (
+                f"{row['difference']:+.2f}, 95% CI [{row['ci low']:.2f}, {row['ci high']:.2f}] "
+                f"({row['test']}; {row['setting']} setting)"
+            )
+        lines["our setting"] = row["our setting"]
+        lines["why"] = row["why"]
+        lines["power"] = row["power detail"]
+        lines["to run"] = row["to run"]
+        for label, text in lines.items():
+            if text:
                 print(
                     textwrap.fill(
-                        str(row[label]),
-                        100,
-                        initial_indent=f"  {label}: ",
-                        subsequent_indent=" " * 6,
+                        str(text), 100, initial_indent=f"  {label}: ", subsequent_indent=" " * 6
                     )
                 )
         print()

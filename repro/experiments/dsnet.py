@@ -6,9 +6,13 @@ Editing one of these builders changes only the notebooks that train DSNet's mode
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
-from repro.experiments.table import Row
+from repro.engine import TrainConfig
+from repro.experiments.supervised import DataSpec
+from repro.experiments.table import Row, TableResult, TableSpec
+from repro.models.pretrained import describe_weights
 
 DSNET_FAMILY: tuple[str, ...] = ("fcn", "deeplabv3plus", "dsnet")
 """A plain FCN head (no context), DSNet's baseline DeepLabv3+ and DSNet."""
@@ -117,3 +121,116 @@ def sampler_rows(names: Sequence[str], width: int, common: Mapping[str, Any]) ->
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class DSNetTableSetting:
+    """What every DSNet training table shares: backbone, data, recipe, seeds (one parameter
+    cell's worth; the rows are the table's own).
+
+    The fields are the parameter names of the DSNet table notebooks (``dsnet_feature_pairs``,
+    ``dsnet_samplers``), so :meth:`from_parameters` reads them from the notebook's namespace and
+    a notebook's cells hold only what is specific to its table.
+    """
+
+    dataset: str
+    backbone: str
+    weights: str
+    output_stride: int
+    width: int
+    image_size: int
+    train_scale_range: Sequence[float]
+    num_train: int
+    num_val: int
+    epochs: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    head_lr_mult: float
+    deep_supervision: bool
+    eval_flip: bool
+    eval_scales: Sequence[float]
+    seeds: Sequence[int]
+    device: str
+
+    @classmethod
+    def from_parameters(cls, namespace: Mapping[str, Any]) -> DSNetTableSetting:
+        """The setting from a notebook's parameters (e.g. ``globals()``), by field name."""
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in namespace]
+        if missing:
+            raise ValueError(f"the notebook's parameter cell lacks {missing}")
+        return cls(**{n: namespace[n] for n in names})
+
+    def model_options(self) -> dict[str, Any]:
+        """Options every row's model shares (the backbone and deep supervision)."""
+        return {
+            "backbone": self.backbone,
+            "output_stride": self.output_stride,
+            "weights": None if self.weights == "none" else self.weights,
+            "deep_supervision": self.deep_supervision,
+        }
+
+    def table_spec(self, prefix: str, rows: Sequence[Row]) -> TableSpec:
+        """The table of ``rows`` on this data and recipe, recording mIoU, pixel accuracy and
+        boundary F (DSNet reports mIoU; the others show where a difference comes from)."""
+        return TableSpec(
+            prefix=prefix,
+            rows=rows,
+            seeds=self.seeds,
+            data=DataSpec(
+                dataset=self.dataset,
+                crop_size=self.image_size,
+                scale_range=tuple(self.train_scale_range),
+                offline={
+                    "image_size": self.image_size,
+                    "num_train": self.num_train,
+                    "num_val": self.num_val,
+                },
+            ),
+            train=TrainConfig(
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                optimizer=self.optimizer,
+                lr=self.lr,
+                head_lr_mult=self.head_lr_mult,
+                eval_every=0,
+                eval_flip=self.eval_flip,
+                eval_scales=tuple(self.eval_scales),
+                device=self.device,
+            ),
+            metrics=("miou", "pixel_acc", "boundary_f"),
+        )
+
+    def recorded(self) -> dict[str, str]:
+        """The network part of a result's setting (the table adds data and recipe)."""
+        low = self.image_size // 8
+        high = self.image_size // self.output_stride
+        return {
+            "network": f"DSNet on {self.backbone} (OS {self.output_stride}, "
+            f"{describe_weights(self.weights)}), {self.width}-channel branches",
+            "feature maps": f"X(3) {low}x{low}, X(4)/X(5)/X(ASPP) {high}x{high}",
+            "deep supervision": "aux X(4) loss" if self.deep_supervision else "none",
+        }
+
+
+def record_differences_from(
+    table: TableResult, reference: str, others: Sequence[str], what: str
+) -> None:
+    """``<prefix>/<reference>_minus_<other>/miou`` for each other row, on the same seeds.
+
+    ``what`` names the reference in the descriptions (``"X(3)/X(ASPP)"``). Rows not in the
+    table are skipped, so a notebook run on fewer rows records what it can.
+    """
+    keys = {row.key for row in table.spec.rows}
+    if reference not in keys:
+        return
+    prefix = f"{table.spec.prefix}/" if table.spec.prefix else ""
+    for other in others:
+        if other != reference and other in keys:
+            table.record_difference(
+                f"{prefix}{reference}_minus_{other}/miou",
+                reference,
+                other,
+                description=f"{what} minus {other}, same seed",
+            )
