@@ -345,7 +345,8 @@ def audit_page(
 
 
 def write_audit(generated: Path, broken: Sequence[BrokenResult]) -> pd.DataFrame:
-    """``generated/audit.md`` with its figure and CSV files; return the audit frame."""
+    """The audit page (``audit.md`` in the build's ``generated`` folder) with its figure and CSV
+    files; return the audit frame."""
     verdicts = audit_verdicts(BOOK_PROFILE)
     frame = audit_frame(BOOK_PROFILE, verdicts=verdicts)
     frame.drop(columns=["reported", "reproduced"]).to_csv(
