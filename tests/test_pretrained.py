@@ -272,3 +272,38 @@ def test_notebook_smoke_run_records_files_the_loader_accepts(cli, tmp_path, monk
     monkeypatch.setenv("REPRO_CACHE", str(cache))
     path = pretrained.verified_path("mobilenet_v2", 0.5, record=record)
     assert path.parent == cache / "weights"
+    # A fresh clone has the record but not the files: restoring re-trains from the recorded
+    # parameters and gets the recorded bytes back (CPU training is deterministic), without
+    # touching the record.
+    path.unlink()
+    before = record.read_bytes()
+    restored = pretraining.restore_committed(["mobilenet_v2_x0.5"], record=record)
+    assert [r.label for r in restored] == ["mobilenet_v2_x0.5"]
+    assert restored[0].trained and restored[0].matches, restored
+    assert pretrained.verified_path("mobilenet_v2", 0.5, record=record) == path
+    assert record.read_bytes() == before
+    # A file already as recorded is left alone; an unknown label is a clear error.
+    assert not pretraining.restore_committed(["mobilenet_v2_x0.5"], record=record)[0].trained
+    with pytest.raises(ValueError, match="not in the committed record"):
+        pretraining.restore_committed(["resnet50"], record=record)
+    # A record whose hash no run can give (another torch, edited): reported, never accepted.
+    entry = data["artefacts"]["weights/mobilenet_v2_x0.5"]
+    entry["sha256"] = "0" * 64
+    record.write_text(json.dumps(data))
+    path.unlink()
+    restored = pretraining.restore_committed(["mobilenet_v2_x0.5"], record=record)
+    assert restored[0].trained and not restored[0].matches
+    with pytest.raises(PretrainedWeightsMismatch):
+        pretrained.verified_path("mobilenet_v2", 0.5, record=record)
+
+
+def test_weights_command_lists_and_refuses_what_it_cannot_do(cli, project):
+    project(("mobilenet_v2", 0.25))
+    listed = cli("weights")
+    assert listed.returncode == 0, listed.stderr
+    assert "mobilenet_v2_x0.25" in listed.stdout and "SHA-256 as recorded" in listed.stdout
+    pretrained.verified_path("mobilenet_v2", 0.25).unlink()
+    assert "repro weights restore mobilenet_v2_x0.25" in cli("weights").stdout
+    unknown = cli("weights", "restore", "resnet50")
+    assert unknown.returncode == 2 and "not in the committed record" in unknown.stderr
+    assert cli("weights", "list", "resnet18").returncode == 2

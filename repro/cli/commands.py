@@ -189,6 +189,57 @@ def output_folder_problem(folder: Path) -> str | None:
     return None
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from repro.models import pretrained
+
+    try:
+        entries = pretrained.committed_entries()
+    except (pretrained.PretrainedWeightsMissing, pretrained.PretrainedWeightsMismatch) as error:
+        print(f"repro weights: {error}", file=sys.stderr)
+        return EXIT_FAIL
+    if args.action == "list":
+        if args.architectures:
+            print("repro weights: architectures are named only with `restore`", file=sys.stderr)
+            return EXIT_USAGE
+        print(
+            f"offline-pretrained weights of the committed record (cache: {pretrained.weights_dir()})"
+        )
+        for entry in entries:
+            label = pretrained.architecture_label(entry.spec.arch, entry.spec.width_mult)
+            if not entry.path.is_file():
+                state = "missing (repro weights restore " + label + ")"
+            elif pretrained.sha256_of(entry.path) != entry.sha256:
+                state = "DIFFERENT from the record (delete it, then restore)"
+            else:
+                state = "present, SHA-256 as recorded"
+            print(f"  {label:<20} {entry.file}  {state}")
+        return EXIT_OK
+    if args.processes < 1:
+        print(f"repro weights: --processes: expected >= 1, got {args.processes}", file=sys.stderr)
+        return EXIT_USAGE
+    from repro.experiments.pretraining import restore_committed
+
+    try:
+        restored = restore_committed(args.architectures or None, processes=args.processes)
+    except ValueError as error:
+        print(f"repro weights: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    failed = False
+    for item in restored:
+        how = "trained" if item.trained else "already there"
+        if item.matches:
+            print(f"{item.label}: {how}, SHA-256 as recorded ({item.path})")
+        else:
+            failed = True
+            print(
+                f"{item.label}: {how}, but its SHA-256 {item.actual_sha256[:16]}... differs from "
+                f"the record's {item.expected_sha256[:16]}... (another torch or code version); "
+                f"`{pretrained.PRODUCE_COMMAND}` makes a new record",
+                file=sys.stderr,
+            )
+    return EXIT_FAIL if failed else EXIT_OK
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     import torch
 

@@ -83,6 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="versions, compiled ops, CUDA, datasets found")
     p.set_defaults(func=commands.cmd_doctor)
 
+    p = sub.add_parser(
+        "weights",
+        help="the offline-pretrained backbones: which are in the cache, and restore the rest",
+        description="List the committed offline-pretrained weights and whether each file is in "
+        "the cache with its recorded SHA-256; `restore` re-trains the missing ones from their "
+        "recorded parameters on CPU (about 9 min for ResNet-18 on one core) and checks the "
+        "hash, without rewriting the committed record.",
+    )
+    p.add_argument("action", nargs="?", choices=["list", "restore"], default="list")
+    p.add_argument(
+        "architectures",
+        nargs="*",
+        help="labels to restore (resnet18, mobilenet_v2_x0.5, ...; default: all committed)",
+    )
+    p.add_argument("--processes", type=int, default=1, help="restore runs side by side")
+    p.set_defaults(func=commands.cmd_weights)
+
     p = sub.add_parser("bench", help="benchmarks")
     p.add_argument("what", choices=["ops"], help="ops: the sampling ops against baselines")
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")

@@ -440,3 +440,67 @@ def probe_table(
                     }
                 )
     return pd.DataFrame(lines)
+
+
+@dataclass
+class RestoredWeights:
+    """What :func:`restore_committed` did for one committed weights file."""
+
+    label: str
+    path: Path
+    expected_sha256: str
+    actual_sha256: str
+    trained: bool
+
+    @property
+    def matches(self) -> bool:
+        return self.actual_sha256 == self.expected_sha256
+
+
+def restore_committed(
+    labels: Sequence[str] | None = None,
+    processes: int = 1,
+    device: str = "cpu",
+    record: str | Path | None = None,
+) -> list[RestoredWeights]:
+    """Put the committed ``offline-pretrained`` weights files back into the cache.
+
+    A fresh clone has the record (``results/pretrain_backbones/cpu/metrics.json``) but not the
+    files it describes (tens of MB, never committed). Each entry's spec holds every parameter of
+    its pretraining run, so the run is repeated from it with the recorded thread count (CPU
+    training is deterministic for a given thread count and code) and the new file's SHA-256 is
+    compared with the record's. Unlike re-running the notebook, this never rewrites the
+    committed record: a file that comes out different is reported (``matches`` false) and the
+    loader keeps refusing it, naming the notebook as the way to a new record.
+
+    Args:
+        labels: architecture labels to restore (``"resnet18"``, ``"mobilenet_v2_x0.5"``);
+            default every committed entry.
+        processes: runs side by side (each with its spec's thread count).
+        device: where to train; ``"cpu"`` by default because the record was made on CPU and
+            another device sums floats in another order.
+        record: another record file (tests).
+    """
+    entries = pretrained.committed_entries(record)
+    known = {architecture_label(e.spec.arch, e.spec.width_mult): e for e in entries}
+    chosen = list(known) if labels is None else list(labels)
+    unknown = [label for label in chosen if label not in known]
+    if unknown:
+        raise ValueError(f"architectures: {unknown} not in the committed record ({list(known)})")
+    todo = [known[label] for label in chosen]
+    missing = [e for e in todo if not (e.path.is_file() and sha256_of(e.path) == e.sha256)]
+    if missing:
+        pretrain_many([e.spec for e in missing], processes=processes, device=device)
+    results = []
+    for entry in todo:
+        actual = sha256_of(entry.path) if entry.path.is_file() else ""
+        results.append(
+            RestoredWeights(
+                label=architecture_label(entry.spec.arch, entry.spec.width_mult),
+                path=entry.path,
+                expected_sha256=entry.sha256,
+                actual_sha256=actual,
+                trained=entry in missing,
+            )
+        )
+    return results

@@ -329,7 +329,9 @@ def verified_path(arch: str, width_mult: float = 1.0, record: str | Path | None 
     if not entry.path.is_file():
         raise PretrainedWeightsMissing(
             f"weights {OFFLINE_PRETRAINED!r} for {label}: {entry.path} is not in the cache; "
-            f"produce it with `{PRODUCE_COMMAND}` (the committed record "
+            f"restore it from the committed record with `repro weights restore {label}` "
+            f"(re-trains it from the recorded parameters; or make a new record with "
+            f"`{PRODUCE_COMMAND}`) (the committed record "
             f"{_shown(record_path() if record is None else Path(record))} expects SHA-256 "
             f"{entry.sha256[:16]}...)"
         )
