@@ -154,6 +154,85 @@ def test_run_table_records_the_standard_table(tmp_path: Path) -> None:
     assert [t.get_text() for t in axes[0].get_xticklabels()] == ["plain/short", "long"]
 
 
+# ------------------------------------------------------------------------------ rows built on rows
+def staged_spec(root: Path) -> TableSpec:
+    """A trained row, two evaluations of its models and a fine-tuning that starts from them."""
+    spec = tiny_spec(root)
+    base = spec.rows[0]
+    subset = replace(spec.data, offline={**TINY, "num_train": 2})
+    return replace(
+        spec,
+        rows=[
+            base,
+            base.evaluated("again"),
+            base.evaluated("flipped", eval_flip=True, reported="x.flip", label="flip"),
+            Row("tuned", "mobilenetv2", MNV2, {"lr": 1e-9}, data=subset, init_from=base.key),
+        ],
+    )
+
+
+def test_rows_that_start_from_or_evaluate_other_rows_are_checked(tmp_path: Path) -> None:
+    spec = staged_spec(tmp_path)
+    base, again, _, tuned = spec.rows
+    assert again.evaluation_of == base.key and again.reported is None
+    with pytest.raises(ValueError, match="not another row"):
+        replace(spec, rows=[base, replace(tuned, init_from="nothing")])
+    with pytest.raises(ValueError, match="evaluation row"):
+        replace(spec, rows=[base, again, replace(tuned, init_from="again")])
+    with pytest.raises(ValueError, match="may change only"):
+        replace(spec, rows=[base, replace(again, train={"epochs": 3})])
+    with pytest.raises(ValueError, match="may change only"):
+        replace(spec, rows=[base, replace(again, config={**MNV2, "channels": 4})])
+    with pytest.raises(ValueError, match="exclude each other"):
+        replace(spec, rows=[base, replace(again, init_from=base.key)])
+    cycle = [replace(base, init_from="tuned"), replace(tuned, init_from=base.key)]
+    with pytest.raises(ValueError, match="cycle"):
+        replace(spec, rows=cycle)
+    assert [spec.depth(row) for row in spec.rows] == [0, 0, 0, 1]
+    # The fine-tuning's identity holds its parent's; the parent keeps its weights, the
+    # evaluation rows run the parent's job; nothing else keeps weights unless asked.
+    job = spec.job(tuned, 0)
+    assert job.init_from == spec.job(base, 0) and job.init_from.keep_weights
+    assert job.description()["init_from"] == spec.job(base, 0).description()
+    assert spec.job(again, 1) == spec.job(base, 1) and not job.keep_weights
+    assert (
+        spec.evaluation(spec.rows[2], 0)["eval_flip"] and not spec.evaluation(base, 0)["eval_flip"]
+    )
+
+
+@pytest.mark.slow
+def test_evaluation_and_fine_tuning_rows_reuse_the_trained_models(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    spec = staged_spec(tmp_path / "data")
+    table = run_table(spec, Recorder(tmp_path / "out"))
+    # Evaluating the same models with the same settings gives the same numbers exactly.
+    assert table.values("again") == table.values("plain/short")
+    assert table.values("flipped", "train min") == table.values("plain/short", "train min")
+    assert all(0 <= v <= 100 for v in table.values("flipped"))
+    # A fine-tuning at a negligible learning rate keeps its parent's convolutions.
+    parent, tuned = table.model("plain/short", 0), table.model("tuned", 0)
+    for name, weight in parent.state_dict().items():
+        if name.endswith("conv.weight") or name.endswith(".0.weight"):
+            assert torch.allclose(weight, tuned.state_dict()[name], atol=1e-6), name
+    # ... which the same training from its own initialisation does not.
+    alone = replace(spec.rows[3], key="alone", init_from=None)
+    scratch = run_table(replace(spec, rows=[alone], keep_weights=True), Recorder(tmp_path / "o"))
+    differs = [
+        not torch.allclose(weight, scratch.model("alone", 0).state_dict()[name], atol=1e-3)
+        for name, weight in parent.state_dict().items()
+        if name.endswith(".0.weight")
+    ]
+    assert differs and all(differs)
+    # Re-run: every training and every evaluation is reused, with the same numbers.
+    again = run_table(spec, Recorder(tmp_path / "out2"))
+    assert all(outcome.reused for _, outcome in again.outcomes)
+    assert again.per_seed["mIoU (%)"].tolist() == table.per_seed["mIoU (%)"].tolist()
+    configurations = pd.read_csv(tmp_path / "out" / "tables" / "configurations.csv")
+    assert configurations["starts from"].fillna("").tolist() == ["", "", "", "plain/short"]
+
+
 # ------------------------------------------------------------------------------ resumption
 def test_run_key_names_what_decides_the_outcome(tmp_path: Path) -> None:
     job = tiny_spec(tmp_path).jobs()[0][1]

@@ -22,14 +22,27 @@ def checkpoint_path(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / "checkpoints" / CHECKPOINT_NAME
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Atomically writes ``state`` (plus a format version) to ``path``."""
+def save_atomically(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj, path)`` all or nothing: a temporary in the same folder, flushed to
+    disk, then renamed over ``path`` (a crash or full disk leaves the previous file intact)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    torch.save({"format_version": CHECKPOINT_FORMAT_VERSION, **state}, temporary)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return path
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Atomically writes ``state`` (plus a format version) to ``path``."""
+    return save_atomically({"format_version": CHECKPOINT_FORMAT_VERSION, **state}, path)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

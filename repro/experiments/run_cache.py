@@ -101,26 +101,36 @@ def run_key(description: dict[str, Any], threads: int) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def read_outcome(run_dir: Path) -> dict[str, Any] | None:
-    """A finished run's outcome, or ``None`` (not finished, or its file unreadable)."""
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object written by :func:`write_json`, or ``None`` (absent or unreadable)."""
     try:
-        data = json.loads((run_dir / OUTCOME_FILE).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def write_outcome(run_dir: Path, outcome: dict[str, Any]) -> None:
-    """Write ``outcome.json`` atomically, then drop the checkpoint it no longer needs."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=run_dir, prefix=".outcome-", suffix=".json")
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically (a flushed temporary renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
     try:
         with os.fdopen(handle, "w") as file:
-            json.dump(outcome, file)
+            json.dump(data, file)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, run_dir / OUTCOME_FILE)
+        os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def read_outcome(run_dir: Path) -> dict[str, Any] | None:
+    """A finished run's outcome, or ``None`` (not finished, or its file unreadable)."""
+    return read_json(run_dir / OUTCOME_FILE)
+
+
+def write_outcome(run_dir: Path, outcome: dict[str, Any]) -> None:
+    """Write ``outcome.json`` atomically, then drop the checkpoint it no longer needs."""
+    write_json(run_dir / OUTCOME_FILE, outcome)
     shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)

@@ -9,9 +9,12 @@ same parameters, skips the runs it finished and resumes the unfinished one from 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,17 @@ import torch
 from repro import models
 from repro.data import build_dataset, build_eval_transform, build_train_transform
 from repro.data.offline import OfflineParameters
-from repro.engine import ConfusionMatrix, TrainConfig, evaluate, train
+from repro.engine import ConfusionMatrix, TrainConfig, evaluate, resolve_device, train
+from repro.engine.checkpoint import save_atomically
 from repro.experiments.parallel import map_side_by_side
-from repro.experiments.run_cache import read_outcome, run_key, runs_cache_dir, write_outcome
+from repro.experiments.run_cache import (
+    read_json,
+    read_outcome,
+    run_key,
+    runs_cache_dir,
+    write_json,
+    write_outcome,
+)
 from repro.models.pretrained import is_offline_pretrained, weights_identity
 
 log = logging.getLogger(__name__)
@@ -123,6 +134,20 @@ class RunOutcome:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+EVALUATION_FIELDS: tuple[str, ...] = (
+    "eval_flip",
+    "eval_scales",
+    "eval_batch_size",
+    "boundary_tolerance_px",
+)
+"""The :class:`~repro.engine.TrainConfig` fields of the final evaluation only: a trained model
+can be evaluated again with other values without training again (DSNet Table 2's flip and
+multi-scale rows)."""
+
+WEIGHTS_FILE = "weights.pt"
+"""A finished run's trained model (its state dict), kept in its run folder when asked for."""
+
+
 def train_and_evaluate(
     model_name: str,
     model_config: dict[str, Any],
@@ -130,19 +155,27 @@ def train_and_evaluate(
     train_config: TrainConfig,
     run_dir: str | Path | None = None,
     progress: bool = True,
+    init_weights: str | Path | None = None,
+    weights_out: str | Path | None = None,
 ) -> RunOutcome:
     """Build ``model_name``, train it with ``train_config`` on ``data``, evaluate on val.
 
     The seed of ``train_config`` seeds the weights, the sample order and the augmentation.
     Training and evaluation run on ``train_config.device``. With a ``run_dir``, training
-    continues from the checkpoint there when there is one.
+    continues from the checkpoint there when there is one. ``init_weights``: a state dict the
+    model starts from instead of its initialisation (fine-tuning a trained run, DSNet Table 2
+    "FT"); ``weights_out``: where to keep the trained model's state dict.
     """
     torch.manual_seed(train_config.seed)
     train_set, val_set = data.build(train_config.seed)
     model = models.build(model_name, num_classes=train_set.num_classes, **model_config)
+    if init_weights is not None:
+        model.load_state_dict(torch.load(init_weights, map_location="cpu", weights_only=True))
     started = time.perf_counter()
     result = train(model, train_set, None, train_config, run_dir=run_dir, progress=progress)
     train_seconds = time.perf_counter() - started
+    if weights_out is not None:
+        save_atomically({k: v.cpu() for k, v in model.state_dict().items()}, weights_out)
     metrics = evaluate(
         model,
         val_set,
@@ -175,12 +208,19 @@ def train_and_evaluate(
 
 @dataclass(frozen=True)
 class RunJob:
-    """The arguments of one :func:`train_and_evaluate` call, to run in another process."""
+    """The arguments of one :func:`train_and_evaluate` call, to run in another process.
+
+    ``init_from``: a run whose trained model this one starts from (its identity is part of
+    this run's); ``keep_weights``: keep the trained model in the run folder (not part of the
+    identity: a finished run without them is trained again when they are asked for).
+    """
 
     model_name: str
     model_config: dict[str, Any]
     data: DataSpec
     train_config: TrainConfig
+    init_from: RunJob | None = None
+    keep_weights: bool = False
 
     def description(self) -> dict[str, Any]:
         """Everything that decides this run's outcome, JSON-ready (the run cache's identity)."""
@@ -192,23 +232,43 @@ class RunJob:
         if is_offline_pretrained(model_config.get("weights")):
             # The name stays the same when the weights are pretrained again: key on their hash.
             model_config["weights"] = weights_identity(model_config["weights"])
-        return {
+        description = {
             "model_name": self.model_name,
             "model_config": model_config,
             "data": data,
             "train_config": self.train_config.to_dict(),
         }
+        if self.init_from is not None:
+            description["init_from"] = self.init_from.description()
+        return description
+
+
+def run_dir_of(job: RunJob, threads: int) -> Path:
+    """The run-cache folder of ``job`` trained with ``threads`` torch threads."""
+    return runs_cache_dir() / run_key(job.description(), threads)
 
 
 def run_cached(job: RunJob, threads: int, progress: bool = True) -> RunOutcome:
-    """Run ``job`` in its run-cache folder: reuse a finished outcome, resume an unfinished run."""
-    run_dir = runs_cache_dir() / run_key(job.description(), threads)
+    """Run ``job`` in its run-cache folder: reuse a finished outcome, resume an unfinished run.
+
+    A job that starts from another run's model (``init_from``) has that run made first (or
+    reused); a job that must keep its weights is trained again if its finished run did not.
+    """
+    run_dir = run_dir_of(job, threads)
+    weights = run_dir / WEIGHTS_FILE
     finished = read_outcome(run_dir)
-    if finished is not None:
+    if finished is not None and (not job.keep_weights or weights.is_file()):
         outcome = RunOutcome.from_dict(finished)
         outcome.reused = True
         log.info("reusing the finished run in %s", run_dir)
         return outcome
+    if finished is not None:
+        log.info("the finished run in %s kept no weights; training it again to keep them", run_dir)
+    init_weights = None
+    if job.init_from is not None:
+        parent = dataclasses.replace(job.init_from, keep_weights=True)
+        run_cached(parent, threads, progress)
+        init_weights = run_dir_of(parent, threads) / WEIGHTS_FILE
     outcome = train_and_evaluate(
         job.model_name,
         job.model_config,
@@ -216,6 +276,8 @@ def run_cached(job: RunJob, threads: int, progress: bool = True) -> RunOutcome:
         job.train_config,
         run_dir=run_dir,
         progress=progress,
+        init_weights=init_weights,
+        weights_out=weights if job.keep_weights else None,
     )
     write_outcome(run_dir, outcome.to_dict())
     return outcome
@@ -223,6 +285,84 @@ def run_cached(job: RunJob, threads: int, progress: bool = True) -> RunOutcome:
 
 def _run_job(job: RunJob, threads: int) -> RunOutcome:
     return run_cached(job, threads, progress=False)
+
+
+def load_trained(job: RunJob, threads: int, progress: bool = True) -> tuple[torch.nn.Module, Any]:
+    """``job``'s trained model (trained first if no finished run kept it) and its val set.
+
+    The model is in evaluation mode on the CPU; the validation set is the one the run was
+    evaluated on.
+    """
+    job = dataclasses.replace(job, keep_weights=True)
+    run_cached(job, threads, progress)
+    train_set, val_set = job.data.build(job.train_config.seed)
+    model = models.build(job.model_name, num_classes=train_set.num_classes, **job.model_config)
+    state = torch.load(
+        run_dir_of(job, threads) / WEIGHTS_FILE, map_location="cpu", weights_only=True
+    )
+    model.load_state_dict(state)
+    return model.eval(), val_set
+
+
+def evaluate_trained(
+    job: RunJob, evaluation: Mapping[str, Any], threads: int, progress: bool = True
+) -> RunOutcome:
+    """``job``'s outcome with its trained model evaluated under other final-evaluation settings.
+
+    ``evaluation`` sets fields of :data:`EVALUATION_FIELDS` (e.g. ``{"eval_flip": True}``);
+    the training part of the outcome (history, throughput) is the run's own. The metrics are
+    cached in the run folder per evaluation setting, so a re-run evaluates nothing twice.
+    """
+    unknown = sorted(set(evaluation) - set(EVALUATION_FIELDS))
+    if unknown:
+        raise ValueError(f"evaluation: {unknown} are not evaluation fields {EVALUATION_FIELDS}")
+    config = dataclasses.replace(job.train_config, **evaluation)
+    settings = {name: getattr(config, name) for name in EVALUATION_FIELDS}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    job = dataclasses.replace(job, keep_weights=True)
+    trained = run_cached(job, threads, progress)
+    path = run_dir_of(job, threads) / f"evaluation-{digest}.json"
+    cached = read_json(path)
+    if cached is not None:
+        metrics = cached["metrics"]
+    else:
+        model, val_set = load_trained(job, threads, progress)
+        metrics = evaluate(
+            model,
+            val_set,
+            val_set.num_classes,
+            flip=config.eval_flip,
+            scales=config.eval_scales,
+            progress=progress,
+            boundary_tolerance_px=config.boundary_tolerance_px,
+            device=resolve_device(config.device),
+        )
+        write_json(path, {"evaluation": settings, "metrics": metrics})
+    return dataclasses.replace(
+        trained,
+        metrics=metrics,
+        eval_images_per_s=float(metrics.get("images_per_s", float("nan"))),
+        reused=cached is not None and trained.reused,
+    )
+
+
+def _evaluate_item(item: tuple[RunJob, Mapping[str, Any]], threads: int) -> RunOutcome:
+    return evaluate_trained(item[0], item[1], threads, progress=False)
+
+
+def evaluate_trained_many(
+    items: Sequence[tuple[RunJob, Mapping[str, Any]]],
+    processes: int = 1,
+    threads_per_process: int = 1,
+) -> list[RunOutcome]:
+    """:func:`evaluate_trained` for every (job, evaluation), ``processes`` side by side."""
+    if processes == 1 or len(items) < 2:
+        torch.set_num_threads(threads_per_process)
+        return [evaluate_trained(job, ev, threads_per_process) for job, ev in items]
+    return map_side_by_side(
+        _evaluate_item, items, processes, threads_per_process, threads_per_process,
+        unit="evaluation",
+    )  # fmt: skip
 
 
 def train_and_evaluate_many(

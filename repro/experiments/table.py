@@ -31,10 +31,13 @@ import pandas as pd
 from repro.audit.verdicts import FLOOR_KEY, FLOOR_MARGIN
 from repro.engine import TrainConfig, resolve_device
 from repro.experiments.supervised import (
+    EVALUATION_FIELDS,
     DataSpec,
     RunJob,
     RunOutcome,
     constant_prediction_scores,
+    evaluate_trained_many,
+    load_trained,
     train_and_evaluate_many,
 )
 from repro.results import Recorder
@@ -69,6 +72,11 @@ class Row:
         columns: extra columns of the per-seed table (e.g. ``{"budget": "epochs50"}``).
         reported: id in ``results/reported/numbers.csv`` of the paper's value of this row.
         label: the row's name in figures (default ``key``).
+        init_from: key of a trained row whose model (same seed) this row starts from instead
+            of its initialisation: fine-tuning (DSNet Table 2 "FT").
+        evaluation_of: key of a trained row whose model (same seed) this row evaluates again,
+            with its own evaluation fields in ``train`` (flip, scales: DSNet Table 2), without
+            training; build such rows with :meth:`evaluated`.
     """
 
     key: str
@@ -79,10 +87,30 @@ class Row:
     columns: Mapping[str, Any] = field(default_factory=dict)
     reported: str | None = None
     label: str | None = None
+    init_from: str | None = None
+    evaluation_of: str | None = None
 
     @property
     def title(self) -> str:
         return self.label or self.key
+
+    def evaluated(self, key: str, **evaluation: Any) -> Row:
+        """A row that evaluates this row's trained models with other evaluation fields.
+
+        ``evaluation`` holds :data:`~repro.experiments.supervised.EVALUATION_FIELDS` values
+        and, by keyword, ``columns``, ``reported`` and ``label`` of the new row.
+        """
+        own = {k: evaluation.pop(k) for k in ("columns", "reported", "label") if k in evaluation}
+        return dataclasses.replace(
+            self,
+            key=key,
+            train={**self.train, **evaluation},
+            columns=own.get("columns", self.columns),
+            reported=own.get("reported"),
+            label=own.get("label"),
+            init_from=None,
+            evaluation_of=self.key,
+        )
 
 
 @dataclass(frozen=True)
@@ -96,6 +124,8 @@ class TableSpec:
         data: the data of every row without its own.
         train: the shared recipe (its ``seed`` is replaced by each run's).
         metrics: keys of :data:`METRICS` recorded per row and seed.
+        keep_weights: keep every trained model in its run folder (for :meth:`TableResult.
+            model`; the rows other rows start from or evaluate keep theirs anyway).
     """
 
     prefix: str
@@ -104,6 +134,7 @@ class TableSpec:
     data: DataSpec
     train: TrainConfig
     metrics: Sequence[str] = ("miou",)
+    keep_weights: bool = False
 
     def __post_init__(self) -> None:
         keys = [row.key for row in self.rows]
@@ -122,6 +153,63 @@ class TableSpec:
             bad = sorted(set(row.train) - fields)
             if bad:
                 raise ValueError(f"row {row.key!r}: {bad} are not TrainConfig fields")
+        self._check_references()
+
+    def row(self, key: str) -> Row:
+        for row in self.rows:
+            if row.key == key:
+                return row
+        raise KeyError(f"no row {key!r} in the table (rows: {[r.key for r in self.rows]})")
+
+    def _check_references(self) -> None:
+        """``init_from`` and ``evaluation_of`` name trained rows of this table, without cycles,
+        and an evaluation row differs from its trained row in evaluation fields only."""
+        keys = {row.key for row in self.rows}
+        for row in self.rows:
+            if row.init_from is not None and row.evaluation_of is not None:
+                raise ValueError(f"row {row.key!r}: init_from and evaluation_of exclude each other")
+            for name in ("init_from", "evaluation_of"):
+                target = getattr(row, name)
+                if target is None:
+                    continue
+                if target not in keys or target == row.key:
+                    raise ValueError(f"row {row.key!r}: {name} {target!r} is not another row")
+                if self.row(target).evaluation_of is not None:
+                    raise ValueError(
+                        f"row {row.key!r}: {name} {target!r} is an evaluation row; name the "
+                        f"row it evaluates"
+                    )
+            if row.evaluation_of is not None:
+                trained = self.row(row.evaluation_of)
+                changed = {k for k in set(row.train) | set(trained.train)
+                           if row.train.get(k) != trained.train.get(k)}  # fmt: skip
+                if (
+                    row.model != trained.model
+                    or dict(row.config) != dict(trained.config)
+                    or row.data != trained.data
+                    or changed - set(EVALUATION_FIELDS)
+                ):
+                    raise ValueError(
+                        f"row {row.key!r} evaluates {trained.key!r}'s models, so it may change "
+                        f"only {EVALUATION_FIELDS}; build it with Row.evaluated()"
+                    )
+        for row in self.rows:
+            self.depth(row)  # raises on a cycle
+
+    def depth(self, row: Row) -> int:
+        """0 for a row trained from its initialisation, 1 + its parent's for ``init_from``."""
+        seen = {row.key}
+        depth = 0
+        while row.init_from is not None:
+            row = self.row(row.init_from)
+            if row.key in seen:
+                raise ValueError(f"init_from forms a cycle through {sorted(seen)}")
+            seen.add(row.key)
+            depth += 1
+        return depth
+
+    def _referenced(self, key: str) -> bool:
+        return any(key in (row.init_from, row.evaluation_of) for row in self.rows)
 
     def key(self, row: str, metric: str) -> str:
         """The metric key of ``row``'s ``metric`` (``<prefix>/<row>/<metric>``)."""
@@ -130,21 +218,27 @@ class TableSpec:
     def train_config(self, row: Row, seed: int) -> TrainConfig:
         return dataclasses.replace(self.train, **{**row.train, "seed": seed})
 
+    def job(self, row: Row, seed: int) -> RunJob:
+        """The training run behind ``row`` at ``seed`` (an evaluation row's: its trained row's)."""
+        if row.evaluation_of is not None:
+            return self.job(self.row(row.evaluation_of), seed)
+        return RunJob(
+            row.model,
+            dict(row.config),
+            row.data or self.data,
+            self.train_config(row, seed),
+            init_from=None if row.init_from is None else self.job(self.row(row.init_from), seed),
+            keep_weights=self.keep_weights or self._referenced(row.key),
+        )
+
+    def evaluation(self, row: Row, seed: int) -> dict[str, Any]:
+        """The evaluation fields of ``row``'s configuration at ``seed``."""
+        config = self.train_config(row, seed)
+        return {name: getattr(config, name) for name in EVALUATION_FIELDS}
+
     def jobs(self) -> list[tuple[Row, RunJob]]:
         """One job per row and seed, rows outermost (the order of the per-seed table)."""
-        return [
-            (
-                row,
-                RunJob(
-                    row.model,
-                    dict(row.config),
-                    row.data or self.data,
-                    self.train_config(row, seed),
-                ),
-            )
-            for row in self.rows
-            for seed in self.seeds
-        ]
+        return [(row, self.job(row, seed)) for row in self.rows for seed in self.seeds]
 
 
 def describe_recipe(config: TrainConfig) -> str:
@@ -183,6 +277,15 @@ class TableResult:
     per_class: pd.DataFrame
     floor: dict[str, float] | None
     val_set: Any
+    threads: int = 1
+
+    def model(self, row: str, seed: int) -> Any:
+        """The trained model of ``row`` at ``seed`` (evaluation mode, CPU), from its run folder.
+
+        Kept when the spec says ``keep_weights`` (a run that did not keep it is trained again).
+        """
+        model, _ = load_trained(self.spec.job(self.spec.row(row), seed), self.threads)
+        return model
 
     def runs(self, row: str) -> pd.DataFrame:
         """The per-seed lines of ``row``, ordered by seed."""
@@ -318,19 +421,46 @@ def run_table(
     arguments after an interruption, finished runs are reused and the unfinished one resumes.
     """
     jobs = spec.jobs()
+    trained = [row for row in spec.rows if row.evaluation_of is None]
     print(
-        f"{len(jobs)} runs ({len(spec.rows)} rows x {len(spec.seeds)} seeds), "
-        f"{processes} at a time, {threads_per_process} thread(s) each"
+        f"{len(trained) * len(spec.seeds)} runs ({len(trained)} trained rows x "
+        f"{len(spec.seeds)} seeds), {processes} at a time, {threads_per_process} thread(s) each"
+        + (
+            f"; {len(spec.rows) - len(trained)} row(s) evaluate trained models again"
+            if len(trained) < len(spec.rows)
+            else ""
+        )
     )
-    finished = train_and_evaluate_many(
-        [job for _, job in jobs], processes=processes, threads_per_process=threads_per_process
+    by_run: dict[tuple[str, int], RunOutcome] = {}
+    # Fine-tuning rows start from their parent's models: train depth by depth.
+    for depth in sorted({spec.depth(row) for row in trained}):
+        stage = [(r, j) for r, j in jobs if r.evaluation_of is None and spec.depth(r) == depth]
+        finished = train_and_evaluate_many(
+            [job for _, job in stage], processes=processes, threads_per_process=threads_per_process
+        )
+        for (row, job), outcome in zip(stage, finished, strict=True):
+            by_run[(row.key, job.train_config.seed)] = outcome
+    evaluations = [
+        (row, seed) for row in spec.rows if row.evaluation_of is not None for seed in spec.seeds
+    ]
+    evaluated = evaluate_trained_many(
+        [(spec.job(row, seed), spec.evaluation(row, seed)) for row, seed in evaluations],
+        processes=processes,
+        threads_per_process=threads_per_process,
     )
-    outcomes = [(row, outcome) for (row, _), outcome in zip(jobs, finished, strict=True)]
+    by_run.update(
+        {(row.key, seed): o for (row, seed), o in zip(evaluations, evaluated, strict=True)}
+    )
+    outcomes = [(row, by_run[(row.key, seed)]) for row in spec.rows for seed in spec.seeds]
     for row, outcome in outcomes:
         print(
             f"{row.key} seed {outcome.seed}: mIoU {100 * outcome.metrics['miou']:.2f}, "
-            f"{outcome.train_seconds / 60:.1f} min, {outcome.train_images_per_s:.1f} img/s"
-            + _status(outcome)
+            + (
+                f"the models of {row.evaluation_of} evaluated again"
+                if row.evaluation_of is not None
+                else f"{outcome.train_seconds / 60:.1f} min, "
+                f"{outcome.train_images_per_s:.1f} img/s" + _status(outcome)
+            )
         )
 
     per_seed = pd.DataFrame([_per_seed_line(row, o, spec.metrics) for row, o in outcomes])
@@ -375,6 +505,8 @@ def run_table(
                     "model": row.model,
                     "config": json.dumps(dict(row.config), sort_keys=True, default=list),
                     "training overrides": json.dumps(dict(row.train), sort_keys=True),
+                    "starts from": row.init_from or "",
+                    "evaluates the models of": row.evaluation_of or "",
                 }
                 for row in spec.rows
             ]
@@ -409,4 +541,6 @@ def run_table(
             f"{FLOOR_MARGIN} points above it."
         )
         print(recorder.notes[-1])
-    return TableResult(spec, recorder, outcomes, per_seed, per_class, floor_scores, val_set)
+    return TableResult(
+        spec, recorder, outcomes, per_seed, per_class, floor_scores, val_set, threads_per_process
+    )
