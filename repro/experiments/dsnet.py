@@ -5,6 +5,7 @@ Editing one of these builders changes only the notebooks that train DSNet's mode
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -123,6 +124,86 @@ def sampler_rows(names: Sequence[str], width: int, common: Mapping[str, Any]) ->
     return rows
 
 
+MULTI_SCALE: tuple[float, ...] = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+"""DSNet Table 2's "MS": the evaluation scales of the text (relative to the image size)."""
+
+TABLE2_ROWS: tuple[str, ...] = (
+    "baseline",
+    "dsnet",
+    "dsnet_flip",
+    "dsnet_flip_ms",
+    "dsnet_flip_ms_ft",
+)
+"""DSNet Table 2's rows in order: DeepLabv3+ (DS), DSNet (DS), + flip, + MS, + FT."""
+
+
+def table2_rows(
+    width: int,
+    common: Mapping[str, Any],
+    scales: Sequence[float],
+    fine_tune_data: DataSpec,
+    fine_tune: Mapping[str, Any],
+) -> list[Row]:
+    """DSNet Table 2 (training and evaluation strategies) as rows built on one another.
+
+    Two trained rows, DeepLabv3+ and DSNet (X(3)/X(ASPP)), both with whatever deep
+    supervision ``common`` sets; the DSNet models evaluated again with flip, then with flip
+    and the ``scales`` (no training: :meth:`~repro.experiments.table.Row.evaluated`); and the
+    DSNet models fine-tuned on ``fine_tune_data`` (the paper's "original" VOC train set) with
+    the ``fine_tune`` training overrides, evaluated with flip and scales.
+    """
+    configs = dsnet_family_configs(width)
+    baseline = Row(
+        "baseline",
+        "deeplabv3plus",
+        {**common, **configs["deeplabv3plus"]},
+        reported="dsnet.t2.baseline-ds.miou",
+        label="DeepLabv3+",
+    )
+    dsnet = Row(
+        "dsnet",
+        "dsnet",
+        {**common, **configs["dsnet"], "low_level": "x3", "high_level": "aspp"},
+        reported="dsnet.t2.dsnet-ds.miou",
+        label="DSNet",
+    )
+    flip_ms = {"eval_flip": True, "eval_scales": tuple(scales)}
+    return [
+        baseline,
+        dsnet,
+        dsnet.evaluated(
+            "dsnet_flip", eval_flip=True, reported="dsnet.t2.dsnet-ds-flip.miou", label="+flip"
+        ),
+        dsnet.evaluated(
+            "dsnet_flip_ms", **flip_ms, reported="dsnet.t2.dsnet-ds-flip-ms.miou", label="+MS"
+        ),
+        dataclasses.replace(
+            dsnet,
+            key="dsnet_flip_ms_ft",
+            train={**fine_tune, **flip_ms},
+            data=fine_tune_data,
+            reported="dsnet.t2.dsnet-ds-flip-ms-ft.miou",
+            label="+FT",
+            init_from="dsnet",
+        ),
+    ]
+
+
+def fine_tune_data(data: DataSpec, dataset: str, num_train: int) -> DataSpec:
+    """The "original" training set DSNet Table 2's FT step fine-tunes on, with exact labels.
+
+    On the offline dataset: its first ``num_train`` training images (item ``i`` depends only on
+    the seed, split and ``i``, so they are images the network was trained on, as VOC train is
+    part of VOC aug) with their exact labels. On real data: ``dataset``'s ``train`` split (VOC
+    2012's 1,464 originally annotated images for ``voc``).
+    """
+    if data.dataset == "offline":
+        return dataclasses.replace(
+            data, offline={**data.offline, "num_train": num_train}, train_labels="full"
+        )
+    return dataclasses.replace(data, dataset=dataset, train_split="train", train_labels="full")
+
+
 @dataclass(frozen=True)
 class DSNetTableSetting:
     """What every DSNet training table shares: backbone, data, recipe, seeds (one parameter
@@ -152,15 +233,17 @@ class DSNetTableSetting:
     eval_scales: Sequence[float]
     seeds: Sequence[int]
     device: str
+    train_labels: str = "full"
 
     @classmethod
     def from_parameters(cls, namespace: Mapping[str, Any]) -> DSNetTableSetting:
-        """The setting from a notebook's parameters (e.g. ``globals()``), by field name."""
-        names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in namespace]
+        """The setting from a notebook's parameters (e.g. ``globals()``), by field name; fields
+        with a default (``train_labels``) may be left out."""
+        required = [f.name for f in fields(cls) if f.default is dataclasses.MISSING]
+        missing = [n for n in required if n not in namespace]
         if missing:
             raise ValueError(f"the notebook's parameter cell lacks {missing}")
-        return cls(**{n: namespace[n] for n in names})
+        return cls(**{f.name: namespace[f.name] for f in fields(cls) if f.name in namespace})
 
     def model_options(self) -> dict[str, Any]:
         """Options every row's model shares (the backbone and deep supervision)."""
@@ -171,23 +254,29 @@ class DSNetTableSetting:
             "deep_supervision": self.deep_supervision,
         }
 
-    def table_spec(self, prefix: str, rows: Sequence[Row]) -> TableSpec:
+    def data(self) -> DataSpec:
+        """The data every row trains and is evaluated on (unless a row has its own)."""
+        return DataSpec(
+            dataset=self.dataset,
+            crop_size=self.image_size,
+            scale_range=tuple(self.train_scale_range),
+            train_labels=self.train_labels,
+            offline={
+                "image_size": self.image_size,
+                "num_train": self.num_train,
+                "num_val": self.num_val,
+            },
+        )
+
+    def table_spec(self, prefix: str, rows: Sequence[Row], keep_weights: bool = False) -> TableSpec:
         """The table of ``rows`` on this data and recipe, recording mIoU, pixel accuracy and
-        boundary F (DSNet reports mIoU; the others show where a difference comes from)."""
+        boundary F (DSNet reports mIoU; the others show where a difference comes from).
+        ``keep_weights``: keep the trained models (for figures drawn from them)."""
         return TableSpec(
             prefix=prefix,
             rows=rows,
             seeds=self.seeds,
-            data=DataSpec(
-                dataset=self.dataset,
-                crop_size=self.image_size,
-                scale_range=tuple(self.train_scale_range),
-                offline={
-                    "image_size": self.image_size,
-                    "num_train": self.num_train,
-                    "num_val": self.num_val,
-                },
-            ),
+            data=self.data(),
             train=TrainConfig(
                 epochs=self.epochs,
                 batch_size=self.batch_size,
@@ -200,6 +289,7 @@ class DSNetTableSetting:
                 device=self.device,
             ),
             metrics=("miou", "pixel_acc", "boundary_f"),
+            keep_weights=keep_weights,
         )
 
     def recorded(self) -> dict[str, str]:

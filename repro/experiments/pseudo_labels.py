@@ -45,7 +45,28 @@ from repro.singleimage import SingleImageConfig, image_seed, segment_image
 
 logger = logging.getLogger(__name__)
 
-LABEL_SOURCES = ("full", "scribbles", "pseudo")
+LABEL_SOURCES = ("full", "scribbles", "pseudo", "coarse")
+
+COARSE_LABEL_GRID = 4
+"""Pixels per side of the grid ``"coarse"`` labels are resampled on (:func:`coarse_label`)."""
+
+
+def coarse_label(label: np.ndarray, grid: int = COARSE_LABEL_GRID) -> np.ndarray:
+    """``label`` resampled on a ``grid``-pixel grid: each block takes its centre pixel's class.
+
+    The stand-in of the coarser annotations of VOC's augmented training set (SBD, DSNet
+    Table 2 "FT": "the different distributions between the original dataset and augmented
+    training set"): regions keep their classes, boundaries become blocky and thin parts
+    appear or vanish, as in hand-drawn polygons.
+    """
+    if grid < 1:
+        raise ValueError(f"grid: expected >= 1, got {grid}")
+    height, width = label.shape
+    centres = label[min(grid // 2, height - 1) :: grid, min(grid // 2, width - 1) :: grid]
+    blocks = np.repeat(np.repeat(centres, grid, axis=0), grid, axis=1)
+    return np.ascontiguousarray(blocks[:height, :width])
+
+
 META_FILE = "pseudo_labels.json"
 
 
@@ -190,7 +211,8 @@ class RelabelledDataset(SegmentationDataset):
     """``base``'s images with labels from ``source`` (one of :data:`LABEL_SOURCES`).
 
     ``"full"``: the dataset's labels; ``"scribbles"``: its scribble maps (unlabelled pixels are
-    ignored by the loss, i.e. training on the scribbles alone); ``"pseudo"``: ``pseudo_labels``.
+    ignored by the loss, i.e. training on the scribbles alone); ``"pseudo"``: ``pseudo_labels``;
+    ``"coarse"``: the labels through :func:`coarse_label`.
     The transform, augmentation seed and class names are ``base``'s.
     """
 
@@ -230,6 +252,8 @@ class RelabelledDataset(SegmentationDataset):
             return self.base.load_label(index)
         if self.source == "scribbles":
             return self.base.scribbles(index)
+        if self.source == "coarse":
+            return coarse_label(self.base.load_label(index))
         assert self.pseudo_labels is not None
         return self.pseudo_labels.load(self.ids[index])
 
