@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the committed offline-pretrained weights and whether each file is in "
         "the cache with its recorded SHA-256; `restore` re-trains the missing ones from their "
         "recorded parameters on CPU (about 9 min for ResNet-18 on one core) and checks the "
-        "hash, without rewriting the committed record.",
+        "hash, without rewriting the committed record. The bytes come back on the machine and "
+        "software that made the record; elsewhere float sums may differ, and the command says "
+        "so (then `repro run pretrain_backbones --profile cpu` makes a new record).",
     )
     p.add_argument("action", nargs="?", choices=["list", "restore"], default="list")
     p.add_argument(

@@ -467,11 +467,15 @@ def restore_committed(
 
     A fresh clone has the record (``results/pretrain_backbones/cpu/metrics.json``) but not the
     files it describes (tens of MB, never committed). Each entry's spec holds every parameter of
-    its pretraining run, so the run is repeated from it with the recorded thread count (CPU
-    training is deterministic for a given thread count and code) and the new file's SHA-256 is
-    compared with the record's. Unlike re-running the notebook, this never rewrites the
-    committed record: a file that comes out different is reported (``matches`` false) and the
-    loader keeps refusing it, naming the notebook as the way to a new record.
+    its pretraining run, so the run is repeated from it with the recorded thread count and the
+    new file's SHA-256 is compared with the record's. CPU training is deterministic for a given
+    thread count, code, library versions *and processor*: on the machine (and software) that
+    made the record the bytes come back; elsewhere they may not (re-trained from the record of
+    2026-12-03 on a fresh machine three days later, the ResNet-18 ended at 49.0% pretraining
+    accuracy where the record says 48.1%).
+    Unlike re-running the notebook, this never rewrites the committed record: a file that comes
+    out different is reported (``matches`` false) and the loader keeps refusing it, naming the
+    notebook as the way to a new record.
 
     Args:
         labels: architecture labels to restore (``"resnet18"``, ``"mobilenet_v2_x0.5"``);
