@@ -470,9 +470,8 @@ def restore_committed(
     its pretraining run, so the run is repeated from it with the recorded thread count and the
     new file's SHA-256 is compared with the record's. CPU training is deterministic for a given
     thread count, code, library versions *and processor*: on the machine (and software) that
-    made the record the bytes come back; elsewhere they may not (a ResNet-18 re-trained from the
-    committed record on a fresh machine ended at 49.0% pretraining accuracy where the record
-    says 48.1%).
+    made the record the bytes come back; elsewhere they may not (this project's own ResNet-18 came back
+    with other bytes and a slightly different pretraining accuracy on a fresh machine).
     Unlike re-running the notebook, this never rewrites the committed record: a file that comes
     out different is reported (``matches`` false) and the loader keeps refusing it, naming the
     notebook as the way to a new record.
