@@ -151,3 +151,15 @@ def test_mathjax_is_served_locally(site):
     page = (site / "intro.html").read_text()
     assert "_static/mathjax/MathJax.js" in page
     assert (site / "_static" / "mathjax" / "MathJax.js").exists()
+
+
+def test_saved_tables_become_snippets_with_their_setting():
+    from repro.results.store import load_result
+    from repro.site.pages import saved_tables
+
+    result = load_result("gdc_gdpp", "cpu")
+    tables = saved_tables(result)
+    assert {"table5_vs_paper", "per_seed", "configurations"} <= set(tables)
+    header, rule = tables["table5_vs_paper"].splitlines()[:2]
+    assert "paper mIoU (%)" in header and rule.startswith("|---")
+    assert f"Setting: {result.setting_label()}" in tables["table5_vs_paper"]

@@ -563,10 +563,29 @@ def metrics_tables(result: RunResult) -> dict[str, str]:
     return {prefix: markdown_table(pd.DataFrame(rows)) + footer for prefix, rows in groups.items()}
 
 
+def saved_tables(result: RunResult) -> dict[str, str]:
+    """Each table a result saved (``tables/<name>.csv``, e.g. ``table1_vs_paper``) as markdown,
+    with the setting it was measured in."""
+    footer = (
+        f"\n*From `results/{result.notebook}/{result.profile}/`. Setting: "
+        f"{result.setting_label()}.*\n"
+    )
+    tables = {}
+    for relative in result.tables:
+        path = result.folder / relative
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.ParserError):
+            continue  # the notebook page shows the result; a chapter snippet is only a view
+        tables[Path(relative).stem] = markdown_table(frame) + footer
+    return tables
+
+
 def write_metric_snippets(
     generated: Path, specs: dict[str, NotebookSpec], book_source: Path
 ) -> None:
-    """``generated/metrics/<notebook>/<prefix>.md`` for chapters to include.
+    """``generated/metrics/<notebook>/<prefix>.md`` (a result's metrics by key prefix) and
+    ``generated/tables/<notebook>/<name>.md`` (its saved tables) for chapters to include.
 
     A chapter may include a snippet of a notebook that has no result yet: it then gets a
     placeholder saying so, rather than a broken build.
@@ -583,7 +602,11 @@ def write_metric_snippets(
         folder.mkdir(parents=True, exist_ok=True)
         for prefix, table in metrics_tables(result).items():
             (folder / f"{prefix}.md").write_text(table)
-    pattern = re.compile(r"\{include\}\s+(generated/metrics/[\w.-]+/[\w.-]+\.md)")
+        folder = generated / "tables" / spec.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, table in saved_tables(result).items():
+            (folder / f"{name}.md").write_text(table)
+    pattern = re.compile(r"\{include\}\s+(generated/(?:metrics|tables)/[\w.-]+/[\w.-]+\.md)")
     for page in book_source.glob("*.md"):
         for target in pattern.findall(page.read_text()):
             path = book_source / target
