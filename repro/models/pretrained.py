@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from repro.paths import cache_dir, repo_root, results_dir
+from repro.paths import cache_dir, file_sha256, repo_root, results_dir
 
 logger = logging.getLogger(__name__)
 
@@ -172,13 +172,8 @@ def weights_dir() -> Path:
     return cache_dir("weights")
 
 
-def sha256_of(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_of = file_sha256
+"""SHA-256 of a file's bytes (:func:`repro.paths.file_sha256`)."""
 
 
 def backbone_state(model: nn.Module, arch: str) -> dict[str, torch.Tensor]:

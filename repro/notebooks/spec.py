@@ -22,7 +22,6 @@ cell (``book/design.md``, "Profiles"). The cell tagged ``parameters`` declares e
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import jupytext
 import nbformat
 
 from repro.notebooks.params import RESERVED, Parameter, ParameterError, parse_parameters_cell
-from repro.paths import notebooks_dir
+from repro.paths import file_sha256, notebooks_dir
 
 PROFILES = ("smoke", "cpu", "full")
 
@@ -55,7 +54,7 @@ class NotebookSpec:
         return jupytext.read(self.path, fmt="py:percent")
 
     def source_hash(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return file_sha256(self.path)
 
     def resolve(
         self, profile: str, overrides: dict[str, str | Any] | None = None

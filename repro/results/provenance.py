@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import repro
-from repro.paths import package_dir, repo_root
+from repro.paths import file_sha256, package_dir, repo_root
 
 # Sources whose change makes a result stale: the package's Python and compiled-op sources.
 SOURCE_SUFFIXES = (".py", ".cpp", ".cu", ".cuh", ".h")
@@ -27,10 +27,6 @@ def package_source_hash(root: Path | None = None) -> str:
             digest.update(b"\0")
             digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def imported_source_hashes() -> dict[str, str]:
@@ -51,7 +47,7 @@ def imported_source_hashes() -> dict[str, str]:
     if "repro.ops" in sys.modules:
         files.update(p for p in (root / "ops").rglob("*") if p.suffix in SOURCE_SUFFIXES[1:])
     return {
-        path.relative_to(root.parent).as_posix(): _file_sha256(path)
+        path.relative_to(root.parent).as_posix(): file_sha256(path)
         for path in sorted(files)
         if path.is_file() and root in path.parents
     }
@@ -70,7 +66,7 @@ def changed_sources(recorded: dict[str, str], root: Path | None = None) -> list[
         if relative.startswith(BOOKKEEPING):
             continue
         path = base / relative
-        if not path.is_file() or _file_sha256(path) != digest:
+        if not path.is_file() or file_sha256(path) != digest:
             changed.append(relative)
     return changed
 

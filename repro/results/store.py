@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from typing import Any
 
 import nbformat
 
-from repro.paths import notebooks_dir, repo_root, results_dir
+from repro.paths import file_sha256, notebooks_dir, repo_root, results_dir
 from repro.results.provenance import changed_sources
 from repro.results.recorder import METRICS_FILE, Metric
 
@@ -77,9 +76,7 @@ class RunResult:
         source = notebooks_dir() / f"{self.notebook}.py"
         if not source.exists():
             return ["notebook removed"]
-        if hashlib.sha256(source.read_bytes()).hexdigest() == self.provenance.get(
-            "notebook_sha256"
-        ):
+        if file_sha256(source) == self.provenance.get("notebook_sha256"):
             return []
         executed_path = self.folder / f"{self.notebook}.ipynb"
         if not executed_path.exists():
