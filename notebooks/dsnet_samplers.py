@@ -81,13 +81,13 @@ num_threads: int = 1  # torch CPU threads per run [>= 1]
 import torch
 
 from repro.audit.reported import load_reported
-from repro.experiments.dsnet import DSNetTableSetting, record_differences_from, sampler_rows
+from repro.experiments.dsnet import DSNetTableSetting, record_differences_from, sampler_table
 from repro.experiments.table import run_table
 from repro.results import Recorder
 
 torch.set_num_threads(num_threads)
 setting = DSNetTableSetting.from_parameters(globals())
-spec = setting.table_spec("samplers", sampler_rows(rows, width, setting.model_options()))
+spec = sampler_table(setting, rows, "samplers")
 recorder = Recorder(output_dir, setting=setting.recorded())
 
 # %% [markdown]

@@ -40,6 +40,7 @@ KNOWN_NOTEBOOKS: tuple[str, ...] = (
     "dsnet_feature_pairs",
     "dsnet_strategies",
     "dsnet_samplers",
+    "dsnet_sampling_points",
     "ddsm_affinity",
     "feasibility",
 )

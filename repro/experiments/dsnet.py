@@ -304,6 +304,19 @@ class DSNetTableSetting:
         }
 
 
+def sampler_table(setting: DSNetTableSetting, names: Sequence[str], prefix: str) -> TableSpec:
+    """The table of :data:`SAMPLER_ROWS` ``names`` on ``setting``, keeping every trained model.
+
+    Shared by ``dsnet_samplers`` (the sampler ablation and related works of DSNet's text) and
+    ``dsnet_sampling_points`` (DSNet Fig. 4, drawn from the trained models): the run cache keys a
+    run by its model, data, recipe, seed, threads and code, never by the table's prefix or its
+    other rows, so the same rows on the same setting are the same runs and the figure's
+    notebook draws the very models the ablation trained and scored.
+    """
+    rows = sampler_rows(names, setting.width, setting.model_options())
+    return setting.table_spec(prefix, rows, keep_weights=True)
+
+
 def record_differences_from(
     table: TableResult, reference: str, others: Sequence[str], what: str
 ) -> None:

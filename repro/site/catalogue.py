@@ -52,6 +52,10 @@ CATALOGUE: dict[str, list[Item]] = {
         Item("Table 4", "ADE20K val, against the state of the art"),
         Item("Table 5", "PASCAL Context, against the state of the art"),
         Item("text", "sampler ablation (non-local 76.6) and DCNv2 / Dynamic Filter on ASPP"),
+        Item(
+            "Fig. 4",
+            "segmentation maps of DeepLabv3+ and DSNet: large objects, small-object boundaries",
+        ),
     ],
     "ddsm": [
         Item(

@@ -1,0 +1,1 @@
+"""Analyses of trained models that no paper's table holds (DSNet Fig. 4's sampling points)."""
