@@ -144,6 +144,11 @@ def power_text(verdict: Verdict) -> tuple[str, str]:
         return "", ""
     if verdict.at_floor:
         return "at the floor", "no power estimate: nothing was learned beyond the background"
+    if verdict.claim.test is not None and verdict.claim.test.rule == "ratio_below":
+        return "below 1, not by the margin", (
+            "no power estimate: single measurements per point (rule ratio_below); a ratio "
+            "between the margin and 1 is left undecided"
+        )
     if any(c.interval is None for c in verdict.comparisons):
         return "single run", "no power estimate: a single run has no spread"
     open_ = [c for c in verdict.comparisons if not c.resolved]

@@ -130,12 +130,14 @@ def train_and_evaluate(
     train_config: TrainConfig,
     run_dir: str | Path | None = None,
     progress: bool = True,
+    weights_file: str | Path | None = None,
 ) -> RunOutcome:
     """Build ``model_name``, train it with ``train_config`` on ``data``, evaluate on val.
 
     The seed of ``train_config`` seeds the weights, the sample order and the augmentation.
     Training and evaluation run on ``train_config.device``. With a ``run_dir``, training
-    continues from the checkpoint there when there is one.
+    continues from the checkpoint there when there is one. With a ``weights_file``, the
+    trained model's ``state_dict`` is saved there (for figures drawn from a trained model).
     """
     torch.manual_seed(train_config.seed)
     train_set, val_set = data.build(train_config.seed)
@@ -151,9 +153,13 @@ def train_and_evaluate(
         scales=train_config.eval_scales,
         progress=progress,
         boundary_tolerance_px=train_config.boundary_tolerance_px,
+        boundary_tolerances_px=train_config.eval_boundary_tolerances_px,
+        trimap_widths_px=train_config.eval_trimap_widths_px,
         # Where training put the model (train_config.device, resolved): evaluate there too.
         device=next(model.parameters()).device,
     )
+    if weights_file is not None:
+        torch.save(model.state_dict(), weights_file)
     history = [asdict(record) for record in result.history]
     images = sum(record["images_per_s"] * record["time_s"] for record in history)
     busy = sum(record["time_s"] for record in history)
@@ -181,6 +187,8 @@ class RunJob:
     model_config: dict[str, Any]
     data: DataSpec
     train_config: TrainConfig
+    keep_weights: bool = False
+    """Keep the trained weights beside the outcome (``WEIGHTS_FILE``); not part of the key."""
 
     def description(self) -> dict[str, Any]:
         """Everything that decides this run's outcome, JSON-ready (the run cache's identity)."""
@@ -200,10 +208,24 @@ class RunJob:
         }
 
 
+WEIGHTS_FILE = "model.pt"
+"""A kept run's trained ``state_dict``, beside its outcome in the run cache."""
+
+
+def run_dir_of(job: RunJob, threads: int) -> Path:
+    """The run-cache folder of ``job`` trained with ``threads`` threads."""
+    return runs_cache_dir() / run_key(job.description(), threads)
+
+
 def run_cached(job: RunJob, threads: int, progress: bool = True) -> RunOutcome:
-    """Run ``job`` in its run-cache folder: reuse a finished outcome, resume an unfinished run."""
-    run_dir = runs_cache_dir() / run_key(job.description(), threads)
+    """Run ``job`` in its run-cache folder: reuse a finished outcome, resume an unfinished run.
+
+    A job that keeps its weights reuses a finished outcome only when the weights are there too.
+    """
+    run_dir = run_dir_of(job, threads)
     finished = read_outcome(run_dir)
+    if finished is not None and job.keep_weights and not (run_dir / WEIGHTS_FILE).exists():
+        finished = None
     if finished is not None:
         outcome = RunOutcome.from_dict(finished)
         outcome.reused = True
@@ -216,6 +238,7 @@ def run_cached(job: RunJob, threads: int, progress: bool = True) -> RunOutcome:
         job.train_config,
         run_dir=run_dir,
         progress=progress,
+        weights_file=run_dir / WEIGHTS_FILE if job.keep_weights else None,
     )
     write_outcome(run_dir, outcome.to_dict())
     return outcome

@@ -47,6 +47,47 @@ METRICS: dict[str, tuple[str, str]] = {
 }
 """Metric key -> (per-seed column, description); values are recorded in percent."""
 
+"""Metric key -> (per-seed column, description); values are recorded in percent. Besides
+these, ``boundary_f_<t>px`` (the boundary F-score at a tolerance of ``t`` pixels) and
+``trimap_iou_<w>px`` (the mIoU within ``w`` pixels of the label boundaries) are metrics for
+any ``t``, ``w`` >= 0 (:func:`metric_info`, :mod:`repro.engine.boundary_metrics`)."""
+
+_PATTERNED: dict[str, tuple[str, str]] = {
+    "boundary_f_": ("boundary F@{n}px (%)", "val boundary F-score at a {n}-pixel tolerance"),
+    "trimap_iou_": ("trimap IoU@{n}px (%)", "val mIoU within {n} pixels of label boundaries"),
+}
+
+
+def _patterned(metric: str) -> tuple[str, int] | None:
+    """``("boundary_f_", 2)`` for ``"boundary_f_2px"``; ``None`` for other keys."""
+    for stem in _PATTERNED:
+        number = metric.removeprefix(stem).removesuffix("px")
+        if metric.startswith(stem) and metric.endswith("px") and number.isdigit():
+            return stem, int(number)
+    return None
+
+
+def metric_info(metric: str) -> tuple[str, str]:
+    """(per-seed column, description) of a metric key; ``KeyError`` for an unknown one."""
+    if metric in METRICS:
+        return METRICS[metric]
+    parsed = _patterned(metric)
+    if parsed is None:
+        raise KeyError(metric)
+    column, words = _PATTERNED[parsed[0]]
+    return column.format(n=parsed[1]), words.format(n=parsed[1])
+
+
+def evaluation_widths(metrics: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """The :class:`~repro.engine.TrainConfig` evaluation fields that ``metrics`` need:
+    ``eval_boundary_tolerances_px`` and ``eval_trimap_widths_px``, sorted."""
+    parsed = [p for p in map(_patterned, metrics) if p is not None]
+    return {
+        "eval_boundary_tolerances_px": tuple(sorted(n for s, n in parsed if s == "boundary_f_")),
+        "eval_trimap_widths_px": tuple(sorted(n for s, n in parsed if s == "trimap_iou_")),
+    }
+
+
 TIMINGS: dict[str, tuple[str, str]] = {
     "train_images_per_s": ("train img/s", "img/s"),
     "eval_images_per_s": ("eval img/s", "img/s"),
@@ -95,7 +136,10 @@ class TableSpec:
         seeds: one run per row and seed; the seed sets weights, sample order, augmentation.
         data: the data of every row without its own.
         train: the shared recipe (its ``seed`` is replaced by each run's).
-        metrics: keys of :data:`METRICS` recorded per row and seed.
+        metrics: keys of :data:`METRICS` (or :func:`metric_info`'s patterns) recorded per
+            row and seed.
+        keep_weights: rows whose trained weights stay in the run cache, for figures drawn
+            from a trained model (:meth:`TableResult.trained_model`).
     """
 
     prefix: str
@@ -104,6 +148,7 @@ class TableSpec:
     data: DataSpec
     train: TrainConfig
     metrics: Sequence[str] = ("miou",)
+    keep_weights: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         keys = [row.key for row in self.rows]
@@ -114,9 +159,15 @@ class TableSpec:
             raise ValueError(f"row keys must be unique, repeated: {duplicates}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be non-empty and unique, got {list(self.seeds)}")
-        unknown = [m for m in self.metrics if m not in METRICS]
+        unknown = [m for m in self.metrics if m not in METRICS and _patterned(m) is None]
         if unknown:
-            raise ValueError(f"metrics {unknown} unknown; choose from {list(METRICS)}")
+            raise ValueError(
+                f"metrics {unknown} unknown; choose from {list(METRICS)}, boundary_f_<t>px "
+                "or trimap_iou_<w>px"
+            )
+        missing = sorted(set(self.keep_weights) - set(keys))
+        if missing:
+            raise ValueError(f"keep_weights names rows not in the table: {missing}")
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         for row in self.rows:
             bad = sorted(set(row.train) - fields)
@@ -128,7 +179,8 @@ class TableSpec:
         return "/".join(part for part in (self.prefix, row, metric) if part)
 
     def train_config(self, row: Row, seed: int) -> TrainConfig:
-        return dataclasses.replace(self.train, **{**row.train, "seed": seed})
+        needed = {k: v for k, v in evaluation_widths(self.metrics).items() if v}
+        return dataclasses.replace(self.train, **{**needed, **row.train, "seed": seed})
 
     def jobs(self) -> list[tuple[Row, RunJob]]:
         """One job per row and seed, rows outermost (the order of the per-seed table)."""
@@ -140,6 +192,7 @@ class TableSpec:
                     dict(row.config),
                     row.data or self.data,
                     self.train_config(row, seed),
+                    keep_weights=row.key in self.keep_weights,
                 ),
             )
             for row in self.rows
@@ -183,6 +236,7 @@ class TableResult:
     per_class: pd.DataFrame
     floor: dict[str, float] | None
     val_set: Any
+    threads: int = 1
 
     def runs(self, row: str) -> pd.DataFrame:
         """The per-seed lines of ``row``, ordered by seed."""
@@ -194,6 +248,32 @@ class TableResult:
     def metric(self, row: str, metric: str = "miou") -> Metric:
         return self.recorder.metrics[self.spec.key(row, metric)]
 
+    def trained_model(self, row: str, seed: int) -> Any:
+        """The model of ``row`` trained with ``seed``, in eval mode on the CPU (the row must be
+        in ``spec.keep_weights``)."""
+        import torch
+
+        from repro import models
+        from repro.experiments.supervised import WEIGHTS_FILE, run_dir_of
+
+        if row not in self.spec.keep_weights:
+            raise ValueError(f"row {row!r} did not keep its weights (TableSpec.keep_weights)")
+        jobs = [
+            job for r, job in self.spec.jobs() if r.key == row and job.train_config.seed == seed
+        ]
+        if not jobs:
+            raise ValueError(f"no run of row {row!r} with seed {seed}")
+        job = jobs[0]
+        config = dict(job.model_config)
+        if "weights" in config:
+            config["weights"] = None  # every weight comes from the trained state below
+        model = models.build(job.model_name, num_classes=self.val_set.num_classes, **config)
+        state = torch.load(
+            run_dir_of(job, self.threads) / WEIGHTS_FILE, map_location="cpu", weights_only=True
+        )
+        model.load_state_dict(state)
+        return model.eval()
+
     def summary(self) -> pd.DataFrame:
         """Mean and std over seeds of every numeric column, per row."""
         numeric = self.per_seed.drop(columns=["seed"]).select_dtypes("number")
@@ -203,7 +283,7 @@ class TableResult:
         self, key: str, row: str, minus: str, metric: str = "miou", description: str = ""
     ) -> Metric:
         """Record ``row``'s metric minus ``minus``'s for the same seed (a paired difference)."""
-        column = METRICS[metric][0]
+        column = metric_info(metric)[0]
         a, b = self.runs(row), self.runs(minus)
         if a["seed"].tolist() != b["seed"].tolist():
             raise ValueError(f"rows {row!r} and {minus!r} were not run on the same seeds")
@@ -232,8 +312,8 @@ class TableResult:
                 {
                     "row": row.key,
                     **row.columns,
-                    f"paper {METRICS[metric][0]}": paper,
-                    f"this project {METRICS[metric][0]}": self.metric(row.key, metric).format(),
+                    f"paper {metric_info(metric)[0]}": paper,
+                    f"this project {metric_info(metric)[0]}": self.metric(row.key, metric).format(),
                 }
             )
         return pd.DataFrame(lines)
@@ -255,7 +335,7 @@ class TableResult:
         panels = list(axes[0])
         labels = [row.title for row in self.spec.rows]
         for ax, metric in zip(panels, shown, strict=False):
-            column, words = METRICS[metric]
+            column, words = metric_info(metric)
             values = [self.values(row.key, column) for row in self.spec.rows]
             plot_mean_std_bars(ax, labels, values, column, f"{words} over seeds")
         if losses:
@@ -288,7 +368,7 @@ def _per_seed_line(row: Row, outcome: RunOutcome, metrics: Sequence[str]) -> dic
         "row": row.key,
         **row.columns,
         "seed": outcome.seed,
-        **{METRICS[m][0]: 100 * outcome.metrics[m] for m in metrics},
+        **{metric_info(m)[0]: 100 * outcome.metrics[m] for m in metrics},
         "params": outcome.parameters,
         "train img/s": outcome.train_images_per_s,
         "eval img/s": outcome.eval_images_per_s,
@@ -339,7 +419,7 @@ def run_table(
         runs = per_seed[per_seed["row"] == row.key].sort_values("seed")
         seeds = runs["seed"].tolist()
         for metric in spec.metrics:
-            column, words = METRICS[metric]
+            column, words = metric_info(metric)
             recorder.add(spec.key(row.key, metric), runs[column], seeds, "%", words)
         for timing, (column, unit) in TIMINGS.items():
             recorder.add(spec.key(row.key, timing), runs[column], seeds, unit)
@@ -409,4 +489,6 @@ def run_table(
             f"{FLOOR_MARGIN} points above it."
         )
         print(recorder.notes[-1])
-    return TableResult(spec, recorder, outcomes, per_seed, per_class, floor_scores, val_set)
+    return TableResult(
+        spec, recorder, outcomes, per_seed, per_class, floor_scores, val_set, threads_per_process
+    )

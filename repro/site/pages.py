@@ -185,11 +185,12 @@ def _claim_details(verdict: Verdict, row: pd.Series) -> str:
     parts = [f"<p><b>Claim</b> ({_e(claim.source)}): {_e(claim.statement)}</p>"]
     if test is not None:
         direction = "higher is better" if test.higher_is_better else "lower is better"
-        rule = (
-            f"greater: a beats every b ({direction})"
-            if test.rule == "greater"
-            else f"close: a within ±{test.tolerance or 0:g} of every b"
-        )
+        rule = {
+            "greater": f"greater: a beats every b ({direction})",
+            "close": f"close: a within ±{test.tolerance or 0:g} of every b",
+            "ratio_below": f"ratio_below: a / b < {test.tolerance or 0:g} at every point"
+            + ("" if test.min_point is None else f" >= {test.min_point:g}"),
+        }[test.rule]
         parts.append(
             f"<p><b>Test</b>: <code>{_e(test.notebook)}</code>, a = <code>{_e(test.a)}</code>; "
             f"{_e(rule)}. <b>Why {_e(verdict.verdict)}</b>: {_e(verdict.reason)}.</p>"
