@@ -127,3 +127,46 @@ def test_ratio_below_needs_the_points():
 
     verdict, reason, _ = compare_ratio_below(m(1, 2), {"b": m(3, 4)}, 1.0, None)
     assert verdict == INCONCLUSIVE and "points" in reason
+
+
+def test_the_audit_judges_a_sweep_claim_from_a_result(tmp_path):
+    import json
+
+    from repro.audit.claims import Claim, ClaimTest
+    from repro.audit.table import power_text
+    from repro.audit.verdicts import judge
+
+    folder = tmp_path / "ddsm_efficiency" / "cpu"
+    folder.mkdir(parents=True)
+    from dataclasses import asdict
+
+    metrics = {
+        "efficiency/ddsm/flops": asdict(sweep({32: 1, 64: 2, 128: 4})),
+        "efficiency/non_local/flops": asdict(sweep({32: 0.5, 64: 8, 128: 64})),
+    }
+    provenance = {"notebook_sha256": "0" * 64, "date": "2025-01-01T00:00:00"}
+    record = {"metrics": metrics, "setting": {}, "parameters": {}, "provenance": provenance}
+    (folder / "metrics.json").write_text(json.dumps({**record, "sources": {}}))
+    claim = Claim(
+        "ddsm.fewer",
+        "ddsm",
+        "Fewer.",
+        "Abstract",
+        (),
+        "testable",
+        ClaimTest(
+            "ddsm_efficiency",
+            "ratio_below",
+            "efficiency/ddsm/flops",
+            ("efficiency/non_local/flops",),
+            higher_is_better=False,
+            tolerance=1.0,
+            min_point=64,
+        ),
+    )
+    verdict = judge(claim, "cpu", tmp_path)
+    assert verdict.verdict == SUPPORTED, verdict.reason
+    assert "0.25 at 64" in verdict.reason
+    verdict = judge(claim, "cpu", tmp_path)
+    verdict.verdict = INCONCLUSIVE
+    assert power_text(verdict)[0] == "sweep"

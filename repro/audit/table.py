@@ -145,9 +145,9 @@ def power_text(verdict: Verdict) -> tuple[str, str]:
     if verdict.at_floor:
         return "at the floor", "no power estimate: nothing was learned beyond the background"
     if verdict.claim.test is not None and verdict.claim.test.rule == "ratio_below":
-        return "below 1, not by the margin", (
-            "no power estimate: single measurements per point (rule ratio_below); a ratio "
-            "between the margin and 1 is left undecided"
+        return "sweep", (
+            "no power estimate: single measurements per point (rule ratio_below); see the "
+            "reason for the point that left it undecided"
         )
     if any(c.interval is None for c in verdict.comparisons):
         return "single run", "no power estimate: a single run has no spread"
