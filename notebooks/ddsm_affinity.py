@@ -59,10 +59,13 @@
 # sees, and X(3) would be 16 x 16. AdamW at lr 0.001 for every part (the DSNet cpu-setting
 # probe's recipe; DDSM's text gives none). The budget: the DSNet chapter's probe measured
 # about 4.8 training images/s for a ResNet-18 DSNet at 128 px with two runs side by side on
-# two cores; 5 rows x 3 seeds x 3 epochs x 800 images = 36,000 training images, about 63
-# minutes at that speed, plus evaluation and data generation: within the 90 minutes a
-# chapter's `cpu` table may take. Three paired seeds are the fewest that give an interval;
-# the audit says how many seeds would resolve what stays inconclusive.
+# two cores, and a training step of these five rows costs on average about 1.2 times a DSNet
+# step at this size (plain fusion as much, the channel branch alone a little more, the rows
+# with a spatial branch about a third more; a timing of one step per model made for this
+# plan), so about 4 images/s per run. 5 rows x 3 seeds x 3 epochs x 800 images = 36,000
+# training images, about 75 minutes, plus evaluation and data generation: about 80 of the
+# 90 minutes a chapter's `cpu` table may take. Three paired seeds are the fewest that give an
+# interval; the audit says how many seeds would resolve what stays inconclusive.
 #
 # The `full` profile is a paper-like setting on Cityscapes (`-p dataset camvid` for CamVid):
 # the recipe follows SFSegNets' Cityscapes training, which the authors' repository says DDSM
