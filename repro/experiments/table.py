@@ -45,8 +45,6 @@ METRICS: dict[str, tuple[str, str]] = {
     "pixel_acc": ("pixel acc (%)", "val pixel accuracy"),
     "boundary_f": ("boundary F (%)", "val boundary F-score"),
 }
-"""Metric key -> (per-seed column, description); values are recorded in percent."""
-
 """Metric key -> (per-seed column, description); values are recorded in percent. Besides
 these, ``boundary_f_<t>px`` (the boundary F-score at a tolerance of ``t`` pixels) and
 ``trimap_iou_<w>px`` (the mIoU within ``w`` pixels of the label boundaries) are metrics for
