@@ -167,6 +167,9 @@ def test_the_audit_judges_a_sweep_claim_from_a_result(tmp_path):
     verdict = judge(claim, "cpu", tmp_path)
     assert verdict.verdict == SUPPORTED, verdict.reason
     assert "0.25 at 64" in verdict.reason
+    from repro.audit.table import shown_metric
+
+    assert shown_metric(verdict, verdict.a) == "32: 1, 64: 2, 128: 4"  # per point, no mean
     verdict = judge(claim, "cpu", tmp_path)
     verdict.verdict = INCONCLUSIVE
     assert power_text(verdict)[0] == "sweep"

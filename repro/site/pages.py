@@ -22,6 +22,7 @@ from repro.audit.table import (
     audit_verdicts,
     comparisons_frame,
     reported_vs_reproduced,
+    shown_metric,
 )
 from repro.audit.verdicts import CONFIDENCE_WORDS, VERDICTS, Verdict
 from repro.notebooks import NotebookSpec, discover
@@ -168,7 +169,7 @@ def _comparisons_block(verdict: Verdict) -> str:
         rows.append(
             {
                 "b": c.key,
-                "ours": verdict.b[c.key].format() if c.key in verdict.b else "",
+                "ours": shown_metric(verdict, verdict.b[c.key]) if c.key in verdict.b else "",
                 f"a − b ({CONFIDENCE_WORDS})": found.format() if found else "no interval (n < 2)",
                 "test": f"{found.test}, df {found.df:.1f}" if found else "",
                 "decision": c.decision,
