@@ -74,6 +74,9 @@
 # refines X(3) (stride 8): at X(2) the non-local row's all-pairs affinity of a 768 crop, times
 # a batch of 16, would not fit in a GPU's memory, and the rows must share one network.
 
+# %%
+from typing import Literal  # noqa: F401  (parameter annotations)
+
 # %% tags=["parameters"]
 # fmt: off
 profile: str = "cpu"  # set by `repro run`
@@ -83,20 +86,20 @@ rows: list[str] = ["ddsm", "non_local", "baseline", "spatial", "channel"]  # row
 backbone: str = "resnet18"  # torchvision ResNet, dilated
 weights: str = "offline-pretrained"  # offline-pretrained (this project's stand-in), none (random init), a torchvision name or a file
 output_stride: int = 16  # backbone output stride [>= 1]
-low_level: str = "x2"  # the low-level map the module refines: x2 (stride 4), x3 (stride 8) or x4
+low_level: Literal["x2", "x3", "x4"] = "x2"  # the low-level map the module refines: x2 (stride 4), x3 (stride 8) or x4
 width: int = 64  # channels of ASPP and the classifier [>= 1]
 inner_channels: int = 64  # channels of each DDSM branch (a perfect square: the channel grid) [>= 1]
 refined_channels: int = 64  # channels of the fused low-level output [>= 1]
 spatial_samples: int = 9  # N, points per pixel of the spatial branch [>= 1]
 channel_samples: int = 9  # N, channels per channel of the channel branch [>= 1]
-anchors: str = "global"  # where the N points start: global (spread over the map) or local (a window)
+anchors: Literal["global", "local"] = "global"  # where the N points start: global (spread over the map) or local (a window)
 image_size: int = 128  # offline image side = training crop [>= 16]
 train_scale_range: list[float] = [1.0, 1.0]  # random rescaling of training crops [> 0, len 2]
 num_train: int = 800  # training images (offline dataset) [>= 1]
 num_val: int = 100  # validation images (offline dataset) [>= 1]
 epochs: int = 3  # training epochs (what 90 minutes on 2 cores afford, see above) [>= 1]
 batch_size: int = 8  # images per optimiser step [>= 1]
-optimizer: str = "adamw"  # adamw or sgd
+optimizer: Literal["sgd", "adamw"] = "adamw"  # adamw or sgd
 lr: float = 0.001  # backbone learning rate [> 0]
 head_lr_mult: float = 1.0  # the rest of the network relative to lr [> 0]
 deep_supervision: bool = False  # auxiliary FCN loss on X(4)
@@ -120,7 +123,7 @@ from repro.experiments.ddsm import (
     DDSMTableSetting,
     affinity_rows,
     boundary_metrics,
-    record_differences_from,
+    record_paired_differences,
 )
 from repro.experiments.table import metric_info, run_table
 from repro.results import Recorder
@@ -150,7 +153,7 @@ table.summary()[columns]
 # gap comes from (near boundaries or everywhere) and how much of it is seed noise.
 
 # %%
-record_differences_from(table, "ddsm", metrics)
+record_paired_differences(table, "ddsm", metrics)
 differences = pd.DataFrame(
     [
         {

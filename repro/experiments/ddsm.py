@@ -100,7 +100,7 @@ def affinity_rows(names: Sequence[str], common: Mapping[str, Any]) -> list[Row]:
     ]
 
 
-def record_differences_from(
+def record_paired_differences(
     table: TableResult, reference: str, metrics: Sequence[str]
 ) -> list[str]:
     """``<prefix>/<reference>_minus_<other>/<metric>`` for every other row and metric, on the
