@@ -233,7 +233,7 @@ recorder.save_figure(fig, "fig4_segmentations")
 
 # %%
 sampling = [row for row in rows if row in SAMPLING_ROWS]
-models = {row: table.model(row, spec.seeds[0]) for row in sampling}
+models = {row: table.trained_model(row, spec.seeds[0]) for row in sampling}
 pixels = [choose_pixels(label, 0, val_set.ignore_index) for label in labels]
 fields = [
     {TITLES[row]: sampling_field(model, val_set[index][0][None]) for row, model in models.items()}

@@ -207,3 +207,42 @@ def test_load_claims_checks_reported_ids_against_the_csv(tmp_path: Path) -> None
         load_claims(path)
     with pytest.raises(FileNotFoundError, match="claims file not found"):
         load_claims(tmp_path / "absent.yaml")
+
+
+def _ratio(**changes: Any) -> dict[str, Any]:
+    base = {
+        "test.rule": "ratio_below",
+        "test.tolerance": 1,
+        "test.higher_is_better": False,
+        "test.min_point": 64,
+    }
+    return _testable(**{**base, **changes})
+
+
+def test_ratio_below_claims_parse_with_their_bound_and_first_point() -> None:
+    claim = _parse(_ratio())[0]
+    assert claim.test is not None
+    assert (claim.test.rule, claim.test.tolerance, claim.test.min_point) == ("ratio_below", 1, 64)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (_ratio(**{"test.tolerance": None}), "needs a tolerance > 0"),
+        (_ratio(**{"test.tolerance": 0}), "needs a tolerance > 0"),
+        (_ratio(**{"test.higher_is_better": True}), "set higher_is_better: false"),
+        (_ratio(**{"test.min_point": "big"}), "min_point must be a number"),
+        (_testable(**{"test.min_point": 64}), "with rule 'ratio_below' only"),
+    ],
+)
+def test_bad_ratio_below_claims_are_rejected(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _parse(entry)
+
+
+def test_ddsm_efficiency_claims_read_the_efficiency_notebook(claims: list[Claim]) -> None:
+    efficiency = [c for c in claims if c.paper == "ddsm" and c.test and "efficiency" in c.test.a]
+    assert len(efficiency) == 3
+    for claim in efficiency:
+        assert claim.test is not None and claim.test.notebook == "ddsm_efficiency"
+        assert claim.test.rule == "ratio_below" and claim.test.min_point is not None

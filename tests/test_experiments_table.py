@@ -212,7 +212,7 @@ def test_evaluation_and_fine_tuning_rows_reuse_the_trained_models(
     assert table.values("flipped", "train min") == table.values("plain/short", "train min")
     assert all(0 <= v <= 100 for v in table.values("flipped"))
     # A fine-tuning at a negligible learning rate keeps its parent's convolutions.
-    parent, tuned = table.model("plain/short", 0), table.model("tuned", 0)
+    parent, tuned = table.trained_model("plain/short", 0), table.trained_model("tuned", 0)
     for name, weight in parent.state_dict().items():
         if name.endswith("conv.weight") or name.endswith(".0.weight"):
             assert torch.allclose(weight, tuned.state_dict()[name], atol=1e-6), name
@@ -220,7 +220,7 @@ def test_evaluation_and_fine_tuning_rows_reuse_the_trained_models(
     alone = replace(spec.rows[3], key="alone", init_from=None)
     scratch = run_table(replace(spec, rows=[alone], keep_weights=True), Recorder(tmp_path / "o"))
     differs = [
-        not torch.allclose(weight, scratch.model("alone", 0).state_dict()[name], atol=1e-3)
+        not torch.allclose(weight, scratch.trained_model("alone", 0).state_dict()[name], atol=1e-3)
         for name, weight in parent.state_dict().items()
         if name.endswith(".0.weight")
     ]

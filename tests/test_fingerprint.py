@@ -119,6 +119,8 @@ def test_a_benchmark_has_no_fingerprint_and_falls_back_to_sources(project):  # n
         ("tool/coffee/cpu_seconds", True),
         ("runtime/minutes", True),
         ("bench/latency_ms", True),
+        ("efficiency/ddsm/peak_memory", True),
+        ("efficiency/ddsm/flops", False),
         ("table5/gdpp/params", False),  # holds "ms", counts parameters
         ("table5/gdpp/epochs50/miou", False),
         ("radius/sigma_small", False),

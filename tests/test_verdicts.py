@@ -86,3 +86,90 @@ def test_results_at_the_background_floor_are_inconclusive():
         "below the floor is no better than the prior"
     )
     assert not at_floor({"x/params": m(1.0)}, floor), "only mIoU is compared with the floor"
+
+
+def sweep(values: dict[int, float]) -> Metric:
+    """A metric along a sweep: the points (map sides) in its seeds."""
+    return Metric(list(values.values()), seeds=list(values))
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "tolerance", "min_point", "expected"),
+    [
+        ({32: 5, 64: 2, 128: 3}, {32: 4, 64: 4, 128: 8}, 1.0, 64, SUPPORTED),  # 32 excluded
+        ({32: 5, 64: 2, 128: 3}, {32: 4, 64: 4, 128: 8}, 1.0, None, CONTRADICTED),
+        ({64: 3.5, 128: 3}, {64: 4, 128: 8}, 0.8, 64, INCONCLUSIVE),  # 0.875: < 1, not < 0.8
+        ({64: 3, 128: 3}, {64: 4, 128: 8}, 0.8, 64, SUPPORTED),
+        ({64: 4, 128: 3}, {64: 4, 128: 8}, 1.0, 64, CONTRADICTED),  # equal is not fewer
+        ({32: 1}, {32: 4}, 1.0, 64, INCONCLUSIVE),  # no point from 64 on
+        ({64: 1}, {128: 4}, 1.0, None, INCONCLUSIVE),  # no shared point
+    ],
+)
+def test_ratio_below(a, b, tolerance, min_point, expected):
+    from repro.audit.verdicts import compare_ratio_below
+
+    verdict, reason, _ = compare_ratio_below(sweep(a), {"b": sweep(b)}, tolerance, min_point)
+    assert verdict == expected, reason
+
+
+def test_ratio_below_names_the_worst_point():
+    from repro.audit.verdicts import compare_ratio_below
+
+    verdict, reason, comparisons = compare_ratio_below(
+        sweep({64: 1, 128: 7}), {"nl": sweep({64: 4, 128: 8})}, 0.8, 64
+    )
+    assert verdict == INCONCLUSIVE and "0.875 at 128" in reason
+    assert [c.decision for c in comparisons] == [INCONCLUSIVE]
+
+
+def test_ratio_below_needs_the_points():
+    from repro.audit.verdicts import compare_ratio_below
+
+    verdict, reason, _ = compare_ratio_below(m(1, 2), {"b": m(3, 4)}, 1.0, None)
+    assert verdict == INCONCLUSIVE and "points" in reason
+
+
+def test_the_audit_judges_a_sweep_claim_from_a_result(tmp_path):
+    import json
+
+    from repro.audit.claims import Claim, ClaimTest
+    from repro.audit.table import power_text
+    from repro.audit.verdicts import judge
+
+    folder = tmp_path / "ddsm_efficiency" / "cpu"
+    folder.mkdir(parents=True)
+    from dataclasses import asdict
+
+    metrics = {
+        "efficiency/ddsm/flops": asdict(sweep({32: 1, 64: 2, 128: 4})),
+        "efficiency/non_local/flops": asdict(sweep({32: 0.5, 64: 8, 128: 64})),
+    }
+    provenance = {"notebook_sha256": "0" * 64, "date": "2025-01-01T00:00:00"}
+    record = {"metrics": metrics, "setting": {}, "parameters": {}, "provenance": provenance}
+    (folder / "metrics.json").write_text(json.dumps({**record, "sources": {}}))
+    claim = Claim(
+        "ddsm.fewer",
+        "ddsm",
+        "Fewer.",
+        "Abstract",
+        (),
+        "testable",
+        ClaimTest(
+            "ddsm_efficiency",
+            "ratio_below",
+            "efficiency/ddsm/flops",
+            ("efficiency/non_local/flops",),
+            higher_is_better=False,
+            tolerance=1.0,
+            min_point=64,
+        ),
+    )
+    verdict = judge(claim, "cpu", tmp_path)
+    assert verdict.verdict == SUPPORTED, verdict.reason
+    assert "0.25 at 64" in verdict.reason
+    from repro.audit.table import shown_metric
+
+    assert shown_metric(verdict, verdict.a) == "32: 1, 64: 2, 128: 4"  # per point, no mean
+    verdict = judge(claim, "cpu", tmp_path)
+    verdict.verdict = INCONCLUSIVE
+    assert power_text(verdict)[0] == "sweep"

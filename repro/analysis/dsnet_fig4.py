@@ -84,7 +84,7 @@ def score_runs(
     results = []
     for row in rows:
         for seed in table.spec.seeds:
-            model = table.model(row, seed).to(device)
+            model = table.trained_model(row, seed).to(device)
             evaluation = table.spec.evaluation(table.spec.row(row), seed)
             confusion = ConfusionMatrix(val_set.num_classes, val_set.ignore_index)
             tally = SizeBinTally(
@@ -151,7 +151,7 @@ def offset_lines(
     frames = []
     for row in [r for r in rows if r in SAMPLING_ROWS]:
         for seed in table.spec.seeds:
-            model = table.model(row, seed).to(device)
+            model = table.trained_model(row, seed).to(device)
             start = 0
             for images, labels in _batches(val_set, range(len(val_set)), batch_size):
                 points = sampling_field(model, images.to(device))

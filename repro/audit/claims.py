@@ -7,8 +7,10 @@ numbers, claims and verdicts"), with
 * ``reported``: the ids of the paper's numbers it rests on (rows of ``numbers.csv``; empty for
   DDSM, whose tables are not available, and for figures without numbers);
 * ``test``: the notebook that measures it and the rule deciding the verdict: ``greater`` (``a``
-  beats every ``b``) or ``close`` (``a`` agrees with every ``b`` within the spread plus
-  ``tolerance``), on metric keys of ``results/<notebook>/<profile>/metrics.json``;
+  beats every ``b``), ``close`` (``a`` agrees with every ``b`` within the spread plus
+  ``tolerance``) or ``ratio_below`` (for measurements along a sweep, such as FLOPs over the
+  map size: ``a / b`` at most ``tolerance`` at every point from ``min_point`` on), on metric
+  keys of ``results/<notebook>/<profile>/metrics.json``;
 * ``full_command``: the ``repro run`` command that would test it at the paper's setting.
 
 Claims that only compare with other papers' published numbers are ``reported_only`` and carry
@@ -29,7 +31,7 @@ from repro.audit.reported import PAPERS, load_reported
 from repro.paths import reported_dir
 
 KINDS: tuple[str, ...] = ("testable", "reported_only")
-RULES: tuple[str, ...] = ("greater", "close")
+RULES: tuple[str, ...] = ("greater", "close", "ratio_below")
 #: The notebooks claims may name (``repro run NAME``): a contract with the notebooks.
 KNOWN_NOTEBOOKS: tuple[str, ...] = (
     "gdc_fig10_sampling",
@@ -42,6 +44,7 @@ KNOWN_NOTEBOOKS: tuple[str, ...] = (
     "dsnet_samplers",
     "dsnet_sampling_points",
     "ddsm_affinity",
+    "ddsm_efficiency",
     "feasibility",
 )
 MAX_STATEMENT_CHARS = 300
@@ -49,7 +52,7 @@ MAX_STATEMENT_CHARS = 300
 _CLAIM_KEYS_REQUIRED = ("id", "paper", "statement", "source", "reported", "kind")
 _CLAIM_KEYS_OPTIONAL = ("test", "full_command", "note")
 _TEST_KEYS_REQUIRED = ("notebook", "rule", "a", "b")
-_TEST_KEYS_OPTIONAL = ("higher_is_better", "tolerance")
+_TEST_KEYS_OPTIONAL = ("higher_is_better", "tolerance", "min_point")
 _ID_PATTERN = re.compile(r"^[a-z0-9]+\.[a-z0-9][a-z0-9.\-]*$")
 # A metrics.json key: at least two slash-separated parts, e.g. ``table1/gdc/miou``.
 _METRIC_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)+$")
@@ -62,6 +65,9 @@ class ClaimTest:
     ``rule == "greater"``: ``a`` beats every key of ``b`` (lower beats higher when
     ``higher_is_better`` is false). ``rule == "close"``: ``a`` agrees with every ``b`` within
     the seed-to-seed spread plus ``tolerance`` (in the metric's unit; ``None`` means 0).
+    ``rule == "ratio_below"``: for metrics recorded along a sweep (one value per point, the
+    points in the metric's ``seeds``, e.g. the map side), ``a / b`` is below ``tolerance`` at
+    every shared point ``>= min_point`` (see :func:`repro.audit.verdicts.compare_ratio_below`).
     """
 
     notebook: str
@@ -70,6 +76,7 @@ class ClaimTest:
     b: tuple[str, ...]
     higher_is_better: bool = True
     tolerance: float | None = None
+    min_point: float | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -156,8 +163,8 @@ def _parse_test(entry: object, claim_id: str) -> ClaimTest:
     tolerance = entry.get("tolerance")
     if rule == "greater" and tolerance is not None:
         raise ValueError(
-            f"claim {claim_id!r}: test.tolerance applies to rule 'close' only; "
-            f"got {tolerance!r} with rule 'greater'"
+            f"claim {claim_id!r}: test.tolerance applies to rule 'close' only (and to "
+            f"'ratio_below', as its bound); got {tolerance!r} with rule 'greater'"
         )
     if tolerance is not None:
         if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or tolerance < 0:
@@ -166,7 +173,28 @@ def _parse_test(entry: object, claim_id: str) -> ClaimTest:
                 f"got {tolerance!r}"
             )
         tolerance = float(tolerance)
-    return ClaimTest(notebook, rule, a, b, higher_is_better, tolerance)
+    min_point = entry.get("min_point")
+    if rule == "ratio_below":
+        if tolerance is None or tolerance <= 0:
+            raise ValueError(
+                f"claim {claim_id!r}: rule 'ratio_below' needs a tolerance > 0 (the bound on "
+                f"a / b), got {tolerance!r}"
+            )
+        if higher_is_better:
+            raise ValueError(
+                f"claim {claim_id!r}: rule 'ratio_below' says a is lower: set "
+                "higher_is_better: false"
+            )
+    if min_point is not None and (
+        rule != "ratio_below"
+        or isinstance(min_point, bool)
+        or not isinstance(min_point, int | float)
+    ):
+        raise ValueError(
+            f"claim {claim_id!r}: test.min_point must be a number, with rule 'ratio_below' "
+            f"only; got {min_point!r} with rule {rule!r}"
+        )
+    return ClaimTest(notebook, rule, a, b, higher_is_better, tolerance, min_point)
 
 
 def _parse_claim(entry: object, index: int, reported_ids: Collection[str]) -> Claim:

@@ -25,6 +25,7 @@ from repro.audit.verdicts import (
     Verdict,
     judge,
 )
+from repro.results.recorder import Metric
 from repro.results.store import BrokenResult, RunResult, broken_results
 
 PAPERS_SETTING = "paper's"
@@ -50,12 +51,23 @@ def _unit(row: pd.Series) -> str:
     return "%" if unit == "%" else (f" {unit}" if unit and unit not in ("nan", "fraction") else "")
 
 
+def shown_metric(verdict: Verdict, metric: Metric) -> str:
+    """A metric as the audit shows it: mean ± std over seeds; for a sweep (rule
+    ``ratio_below``, the points in its seeds) its value at every point, not a mean over them."""
+    test = verdict.claim.test
+    if test is not None and test.rule == "ratio_below" and metric.seeds is not None:
+        return ", ".join(
+            f"{p:g}: {v:.4g}" for p, v in zip(metric.seeds, metric.values, strict=True)
+        )
+    return metric.format()
+
+
 def _reproduced_text(verdict: Verdict) -> str:
     if verdict.a is None or verdict.claim.test is None:
         return ""
     test = verdict.claim.test
-    parts = [f"{test.a}: {verdict.a.format()}"]
-    parts += [f"{key}: {metric.format()}" for key, metric in verdict.b.items()]
+    parts = [f"{test.a}: {shown_metric(verdict, verdict.a)}"]
+    parts += [f"{key}: {shown_metric(verdict, metric)}" for key, metric in verdict.b.items()]
     return "; ".join(parts)
 
 
@@ -129,7 +141,7 @@ def _signed(value: float | None, digits: int = 2) -> str:
 def _ours_key(verdict: Verdict, key: str) -> str:
     metric = verdict.a if verdict.claim.test and key == verdict.claim.test.a else None
     metric = metric or verdict.b.get(key)
-    return metric.format() if metric is not None else ""
+    return shown_metric(verdict, metric) if metric is not None else ""
 
 
 def power_text(verdict: Verdict) -> tuple[str, str]:
@@ -144,6 +156,11 @@ def power_text(verdict: Verdict) -> tuple[str, str]:
         return "", ""
     if verdict.at_floor:
         return "at the floor", "no power estimate: nothing was learned beyond the background"
+    if verdict.claim.test is not None and verdict.claim.test.rule == "ratio_below":
+        return "sweep", (
+            "no power estimate: single measurements per point (rule ratio_below); see the "
+            "reason for the point that left it undecided"
+        )
     if any(c.interval is None for c in verdict.comparisons):
         return "single run", "no power estimate: a single run has no spread"
     open_ = [c for c in verdict.comparisons if not c.resolved]
@@ -282,7 +299,7 @@ def audit_frame(
                 "paper setting": paper_setting,
                 "paper (a vs b)": _paper_short(verdict, decisive),
                 "reproduced": _reproduced_text(verdict),
-                "ours a": verdict.a.format() if verdict.a else "",
+                "ours a": shown_metric(verdict, verdict.a) if verdict.a else "",
                 "b": decisive.key if decisive else "",
                 "ours b": _ours_key(verdict, decisive.key) if decisive else "",
                 "difference": found.difference if found else math.nan,

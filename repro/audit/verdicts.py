@@ -11,7 +11,15 @@ otherwise. The verdict follows from the intervals:
 * rule ``close`` ("a agrees with every b", an equivalence test with the claim's
   ``tolerance``): *supported* when every interval lies within ``±tolerance``, *contradicted*
   when some interval lies entirely outside it, *inconclusive* otherwise;
-* always *inconclusive* when a side has fewer than two runs ("single run": no measured spread);
+* rule ``ratio_below`` (for measurements along a sweep, one value per point, with the points
+  in the metric's ``seeds``: FLOPs, peak memory or time over the map size): *supported* when
+  ``a / b < tolerance`` at every point ``>= min_point`` that both sides measured (at least
+  one), *contradicted* when ``a / b >= 1`` at one of them (a is not lower there),
+  *inconclusive* otherwise (lower, but not by the margin). A FLOP count is exact, so its
+  claims use ``tolerance: 1``; a timing or a memory peak carries run-to-run noise that the
+  margin below 1 must cover. No interval: these are single measurements per point;
+* always *inconclusive* when a side has fewer than two runs ("single run": no measured spread)
+  under ``greater`` and ``close``;
 * *not run*: the notebook has no result at this profile, or lacks a metric;
 * *broken*: the notebook's ``metrics.json`` at this profile cannot be read as a result
   (truncated, empty, not an object, NaN, keys missing); the reason names the file;
@@ -220,6 +228,50 @@ def compare_close(
     return SUPPORTED, f"every a − b within {bound} ({CONFIDENCE_WORDS})", comparisons
 
 
+def compare_ratio_below(
+    a: Metric, bs: dict[str, Metric], tolerance: float, min_point: float | None
+) -> tuple[str, str, list[Comparison]]:
+    """The ``ratio_below`` rule (module docstring): ``(verdict, reason, one comparison per b)``.
+
+    Each comparison's decision is that of its worst point (the largest ``a / b``).
+    """
+    comparisons: list[Comparison] = []
+    worst: list[tuple[str, float, float]] = []  # (b key, point, ratio)
+    for key, b in bs.items():
+        if a.seeds is None or b.seeds is None:
+            return INCONCLUSIVE, "a sweep metric needs its points (seeds) on both sides", []
+        mine = dict(zip(a.seeds, a.values, strict=True))
+        theirs = dict(zip(b.seeds, b.values, strict=True))
+        points = sorted(p for p in set(mine) & set(theirs) if min_point is None or p >= min_point)
+        if not points:
+            comparisons.append(Comparison(key, None, INCONCLUSIVE))
+            floor = "" if min_point is None else f" >= {min_point:g}"
+            return INCONCLUSIVE, f"no point{floor} measured by both a and {key}", comparisons
+        ratios = {p: (mine[p] / theirs[p] if theirs[p] > 0 else math.inf) for p in points}
+        point = max(ratios, key=lambda p: ratios[p])
+        ratio = ratios[point]
+        decision = SUPPORTED if ratio < tolerance else CONTRADICTED if ratio >= 1 else INCONCLUSIVE
+        comparisons.append(Comparison(key, None, decision))
+        worst.append((key, point, ratio))
+    where = "every point" if min_point is None else f"every point >= {min_point:g}"
+    for (key, point, ratio), c in zip(worst, comparisons, strict=True):
+        if c.decision == CONTRADICTED:
+            return CONTRADICTED, f"a / {key} = {ratio:.3g} >= 1 at {point:g}", comparisons
+    for (key, point, ratio), c in zip(worst, comparisons, strict=True):
+        if c.decision == INCONCLUSIVE:
+            return (
+                INCONCLUSIVE,
+                f"a / {key} = {ratio:.3g} at {point:g}: below 1, not below {tolerance:g}",
+                comparisons,
+            )
+    key, point, ratio = max(worst, key=lambda w: w[2])
+    return (
+        SUPPORTED,
+        f"a / b < {tolerance:g} at {where}; largest: a / {key} = {ratio:.3g} at {point:g}",
+        comparisons,
+    )
+
+
 def judge_greater(a: Metric, bs: dict[str, Metric], higher_is_better: bool) -> tuple[str, str]:
     """The ``greater`` rule (module docstring) on two sides: ``(verdict, reason)``.
 
@@ -305,6 +357,8 @@ def judge(
         verdict, reason, comparisons = compare_greater(a, bs, test.higher_is_better)
     elif test.rule == "close":
         verdict, reason, comparisons = compare_close(a, bs, tolerance)
+    elif test.rule == "ratio_below":
+        verdict, reason, comparisons = compare_ratio_below(a, bs, tolerance, test.min_point)
     else:
         raise ValueError(f"claim {claim.id!r}: unknown rule {test.rule!r}")
     for c in comparisons:
@@ -318,7 +372,7 @@ def judge(
             f"no compared mIoU is clearly above the background-only floor ({floor.mean:.2f}): "
             "nothing better than the prior was learned"
         )
-    elif verdict == INCONCLUSIVE:
+    elif verdict == INCONCLUSIVE and test.rule in ("greater", "close"):
         _add_power(comparisons, test.rule, tolerance, test.higher_is_better)
     return Verdict(
         claim,

@@ -71,6 +71,11 @@ class TrainConfig:
         eval_scales: final evaluation scales (DSNet MS: ``MULTI_SCALE_EVAL_SCALES``).
         eval_batch_size: batch size of evaluation.
         boundary_tolerance_px: pixel tolerance of the boundary F-score.
+        eval_boundary_tolerances_px: further tolerances at which the final evaluation scores
+            the boundary F-score (``boundary_f_<t>px``; none by default).
+        eval_trimap_widths_px: band widths at which the final evaluation scores the trimap
+            IoU (``trimap_iou_<w>px``; none by default); see
+            :mod:`repro.engine.boundary_metrics`.
     """
 
     epochs: int
@@ -95,6 +100,8 @@ class TrainConfig:
     eval_scales: tuple[float, ...] = field(default=(1.0,))
     eval_batch_size: int = 1
     boundary_tolerance_px: int = 3
+    eval_boundary_tolerances_px: tuple[int, ...] = ()
+    eval_trimap_widths_px: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _require(
@@ -179,6 +186,16 @@ class TrainConfig:
             self.boundary_tolerance_px,
             "an int >= 0",
         )
+        for name in ("eval_boundary_tolerances_px", "eval_trimap_widths_px"):
+            values = tuple(getattr(self, name))
+            _require(
+                all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+                and len(set(values)) == len(values),
+                name,
+                getattr(self, name),
+                "a sequence of unique ints >= 0",
+            )
+            object.__setattr__(self, name, values)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of all fields (tuples become lists)."""

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from repro.engine.boundary_metrics import BoundaryQuality
 from repro.engine.device import resolve_device
 from repro.engine.inference import predict_probabilities
 from repro.engine.metrics import (
@@ -81,6 +82,8 @@ def evaluate(
     boundary_tolerance_px: int = DEFAULT_BOUNDARY_TOLERANCE_PX,
     device: str | torch.device = "auto",
     num_workers: int = 0,
+    boundary_tolerances_px: Sequence[int] = (),
+    trimap_widths_px: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Evaluates ``model`` on ``dataset`` (items ``(image [3,H,W], label [H,W])``).
 
@@ -92,7 +95,9 @@ def evaluate(
     Returns a JSON-ready dict: ``miou``, ``pixel_acc``, ``per_class_iou`` (list, ``None``
     for a class absent from labels and predictions), ``boundary_f``,
     ``boundary_precision``, ``boundary_recall``, ``boundary_tolerance_px``,
-    ``images_per_s``, ``num_images``, ``flip``, ``scales``.
+    ``images_per_s``, ``num_images``, ``flip``, ``scales``; and, for each of
+    ``boundary_tolerances_px`` and ``trimap_widths_px``, ``boundary_f_<t>px`` and
+    ``trimap_iou_<w>px`` (:mod:`repro.engine.boundary_metrics`).
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -110,6 +115,7 @@ def evaluate(
     )
     confusion = ConfusionMatrix(num_classes, ignore_index)
     boundaries = BoundaryCounts()
+    quality = BoundaryQuality(num_classes, boundary_tolerances_px, trimap_widths_px, ignore_index)
     was_training = model.training
     model.to(target)
     model.eval()
@@ -123,6 +129,7 @@ def evaluate(
             pred = probs.argmax(dim=1).cpu()
             confusion.update(pred, labels)
             boundaries += boundary_counts(pred, labels, boundary_tolerance_px, ignore_index)
+            quality.update(pred, labels)
     finally:
         model.train(was_training)
     elapsed = time.perf_counter() - started
@@ -142,6 +149,7 @@ def evaluate(
         counts = _all_reduce(counts, target)
         boundaries = BoundaryCounts(*(int(c) for c in counts[:4]))
         num_images = int(counts[4])
+        quality.load_counts(_all_reduce(quality.count_tensor(), target))
         elapsed = float(_all_reduce(torch.tensor([elapsed], dtype=torch.float64), target, "max"))
     result = {
         "miou": confusion.miou(),
@@ -155,6 +163,7 @@ def evaluate(
         "num_images": num_images,
         "flip": bool(flip),
         "scales": [float(s) for s in scales],
+        **quality.results(),
     }
     logger.info(
         "eval: mIoU %.4f, pixel acc %.4f, boundary F %.4f, %.1f images/s",

@@ -318,6 +318,8 @@ def train(
                 batch_size=config.eval_batch_size,
                 device=device,
                 progress=progress,
+                boundary_tolerances_px=config.eval_boundary_tolerances_px,
+                trimap_widths_px=config.eval_trimap_widths_px,
             )
         )
     result = TrainResult(

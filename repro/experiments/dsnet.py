@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from repro.engine import TrainConfig
 from repro.experiments.supervised import DataSpec
 from repro.experiments.table import Row, TableResult, TableSpec
+from repro.experiments.table_setting import TableSetting
 from repro.models.pretrained import describe_weights
 
 DSNET_FAMILY: tuple[str, ...] = ("fcn", "deeplabv3plus", "dsnet")
@@ -204,93 +204,18 @@ def fine_tune_data(data: DataSpec, dataset: str, num_train: int) -> DataSpec:
     return dataclasses.replace(data, dataset=dataset, train_split="train", train_labels="full")
 
 
-@dataclass(frozen=True)
-class DSNetTableSetting:
-    """What every DSNet training table shares: backbone, data, recipe, seeds (one parameter
-    cell's worth; the rows are the table's own).
+@dataclass(frozen=True, kw_only=True)
+class DSNetTableSetting(TableSetting):
+    """What every DSNet training table shares (:class:`~repro.experiments.table_setting.
+    TableSetting`) and DSNet's branch width.
 
     The fields are the parameter names of the DSNet table notebooks (``dsnet_feature_pairs``,
-    ``dsnet_samplers``), so :meth:`from_parameters` reads them from the notebook's namespace and
-    a notebook's cells hold only what is specific to its table.
+    ``dsnet_samplers``, ``dsnet_strategies``, ``dsnet_sampling_points``), so
+    :meth:`from_parameters` reads them from the notebook's namespace and a notebook's cells
+    hold only what is specific to its table.
     """
 
-    dataset: str
-    backbone: str
-    weights: str
-    output_stride: int
     width: int
-    image_size: int
-    train_scale_range: Sequence[float]
-    num_train: int
-    num_val: int
-    epochs: int
-    batch_size: int
-    optimizer: str
-    lr: float
-    head_lr_mult: float
-    deep_supervision: bool
-    eval_flip: bool
-    eval_scales: Sequence[float]
-    seeds: Sequence[int]
-    device: str
-    train_labels: str = "full"
-
-    @classmethod
-    def from_parameters(cls, namespace: Mapping[str, Any]) -> DSNetTableSetting:
-        """The setting from a notebook's parameters (e.g. ``globals()``), by field name; fields
-        with a default (``train_labels``) may be left out."""
-        required = [f.name for f in fields(cls) if f.default is dataclasses.MISSING]
-        missing = [n for n in required if n not in namespace]
-        if missing:
-            raise ValueError(f"the notebook's parameter cell lacks {missing}")
-        return cls(**{f.name: namespace[f.name] for f in fields(cls) if f.name in namespace})
-
-    def model_options(self) -> dict[str, Any]:
-        """Options every row's model shares (the backbone and deep supervision)."""
-        return {
-            "backbone": self.backbone,
-            "output_stride": self.output_stride,
-            "weights": None if self.weights == "none" else self.weights,
-            "deep_supervision": self.deep_supervision,
-        }
-
-    def data(self) -> DataSpec:
-        """The data every row trains and is evaluated on (unless a row has its own)."""
-        return DataSpec(
-            dataset=self.dataset,
-            crop_size=self.image_size,
-            scale_range=tuple(self.train_scale_range),
-            train_labels=self.train_labels,
-            offline={
-                "image_size": self.image_size,
-                "num_train": self.num_train,
-                "num_val": self.num_val,
-            },
-        )
-
-    def table_spec(self, prefix: str, rows: Sequence[Row], keep_weights: bool = False) -> TableSpec:
-        """The table of ``rows`` on this data and recipe, recording mIoU, pixel accuracy and
-        boundary F (DSNet reports mIoU; the others show where a difference comes from).
-        ``keep_weights``: keep the trained models (for figures drawn from them)."""
-        return TableSpec(
-            prefix=prefix,
-            rows=rows,
-            seeds=self.seeds,
-            data=self.data(),
-            train=TrainConfig(
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                optimizer=self.optimizer,
-                lr=self.lr,
-                head_lr_mult=self.head_lr_mult,
-                eval_every=0,
-                eval_flip=self.eval_flip,
-                eval_scales=tuple(self.eval_scales),
-                device=self.device,
-            ),
-            metrics=("miou", "pixel_acc", "boundary_f"),
-            keep_weights=keep_weights,
-        )
 
     def recorded(self) -> dict[str, str]:
         """The network part of a result's setting (the table adds data and recipe)."""

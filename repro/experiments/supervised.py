@@ -139,6 +139,8 @@ EVALUATION_FIELDS: tuple[str, ...] = (
     "eval_scales",
     "eval_batch_size",
     "boundary_tolerance_px",
+    "eval_boundary_tolerances_px",
+    "eval_trimap_widths_px",
 )
 """The :class:`~repro.engine.TrainConfig` fields of the final evaluation only: a trained model
 can be evaluated again with other values without training again (DSNet Table 2's flip and
@@ -184,6 +186,8 @@ def train_and_evaluate(
         scales=train_config.eval_scales,
         progress=progress,
         boundary_tolerance_px=train_config.boundary_tolerance_px,
+        boundary_tolerances_px=train_config.eval_boundary_tolerances_px,
+        trimap_widths_px=train_config.eval_trimap_widths_px,
         # Where training put the model (train_config.device, resolved): evaluate there too.
         device=next(model.parameters()).device,
     )
@@ -296,7 +300,10 @@ def load_trained(job: RunJob, threads: int, progress: bool = True) -> tuple[torc
     job = dataclasses.replace(job, keep_weights=True)
     run_cached(job, threads, progress)
     train_set, val_set = job.data.build(job.train_config.seed)
-    model = models.build(job.model_name, num_classes=train_set.num_classes, **job.model_config)
+    config = dict(job.model_config)
+    if "weights" in config:
+        config["weights"] = None  # every weight comes from the trained state below
+    model = models.build(job.model_name, num_classes=train_set.num_classes, **config)
     state = torch.load(
         run_dir_of(job, threads) / WEIGHTS_FILE, map_location="cpu", weights_only=True
     )
@@ -335,6 +342,8 @@ def evaluate_trained(
             scales=config.eval_scales,
             progress=progress,
             boundary_tolerance_px=config.boundary_tolerance_px,
+            boundary_tolerances_px=config.eval_boundary_tolerances_px,
+            trimap_widths_px=config.eval_trimap_widths_px,
             device=resolve_device(config.device),
         )
         write_json(path, {"evaluation": settings, "metrics": metrics})

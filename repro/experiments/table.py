@@ -48,7 +48,46 @@ METRICS: dict[str, tuple[str, str]] = {
     "pixel_acc": ("pixel acc (%)", "val pixel accuracy"),
     "boundary_f": ("boundary F (%)", "val boundary F-score"),
 }
-"""Metric key -> (per-seed column, description); values are recorded in percent."""
+"""Metric key -> (per-seed column, description); values are recorded in percent. Besides
+these, ``boundary_f_<t>px`` (the boundary F-score at a tolerance of ``t`` pixels) and
+``trimap_iou_<w>px`` (the mIoU within ``w`` pixels of the label boundaries) are metrics for
+any ``t``, ``w`` >= 0 (:func:`metric_info`, :mod:`repro.engine.boundary_metrics`)."""
+
+_PATTERNED: dict[str, tuple[str, str]] = {
+    "boundary_f_": ("boundary F@{n}px (%)", "val boundary F-score at a {n}-pixel tolerance"),
+    "trimap_iou_": ("trimap IoU@{n}px (%)", "val mIoU within {n} pixels of label boundaries"),
+}
+
+
+def _patterned(metric: str) -> tuple[str, int] | None:
+    """``("boundary_f_", 2)`` for ``"boundary_f_2px"``; ``None`` for other keys."""
+    for stem in _PATTERNED:
+        number = metric.removeprefix(stem).removesuffix("px")
+        if metric.startswith(stem) and metric.endswith("px") and number.isdigit():
+            return stem, int(number)
+    return None
+
+
+def metric_info(metric: str) -> tuple[str, str]:
+    """(per-seed column, description) of a metric key; ``KeyError`` for an unknown one."""
+    if metric in METRICS:
+        return METRICS[metric]
+    parsed = _patterned(metric)
+    if parsed is None:
+        raise KeyError(metric)
+    column, words = _PATTERNED[parsed[0]]
+    return column.format(n=parsed[1]), words.format(n=parsed[1])
+
+
+def evaluation_widths(metrics: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """The :class:`~repro.engine.TrainConfig` evaluation fields that ``metrics`` need:
+    ``eval_boundary_tolerances_px`` and ``eval_trimap_widths_px``, sorted."""
+    parsed = [p for p in map(_patterned, metrics) if p is not None]
+    return {
+        "eval_boundary_tolerances_px": tuple(sorted(n for s, n in parsed if s == "boundary_f_")),
+        "eval_trimap_widths_px": tuple(sorted(n for s, n in parsed if s == "trimap_iou_")),
+    }
+
 
 TIMINGS: dict[str, tuple[str, str]] = {
     "train_images_per_s": ("train img/s", "img/s"),
@@ -123,9 +162,11 @@ class TableSpec:
         seeds: one run per row and seed; the seed sets weights, sample order, augmentation.
         data: the data of every row without its own.
         train: the shared recipe (its ``seed`` is replaced by each run's).
-        metrics: keys of :data:`METRICS` recorded per row and seed.
-        keep_weights: keep every trained model in its run folder (for :meth:`TableResult.
-            model`; the rows other rows start from or evaluate keep theirs anyway).
+        metrics: keys of :data:`METRICS` (or :func:`metric_info`'s patterns) recorded per
+            row and seed.
+        keep_weights: ``True`` keeps every trained model in its run folder, a sequence of row
+            keys keeps those rows' (for :meth:`TableResult.trained_model`); the rows other rows
+            start from or evaluate keep theirs anyway.
     """
 
     prefix: str
@@ -134,7 +175,7 @@ class TableSpec:
     data: DataSpec
     train: TrainConfig
     metrics: Sequence[str] = ("miou",)
-    keep_weights: bool = False
+    keep_weights: bool | Sequence[str] = False
 
     def __post_init__(self) -> None:
         keys = [row.key for row in self.rows]
@@ -145,9 +186,16 @@ class TableSpec:
             raise ValueError(f"row keys must be unique, repeated: {duplicates}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be non-empty and unique, got {list(self.seeds)}")
-        unknown = [m for m in self.metrics if m not in METRICS]
+        unknown = [m for m in self.metrics if m not in METRICS and _patterned(m) is None]
         if unknown:
-            raise ValueError(f"metrics {unknown} unknown; choose from {list(METRICS)}")
+            raise ValueError(
+                f"metrics {unknown} unknown; choose from {list(METRICS)}, boundary_f_<t>px "
+                "or trimap_iou_<w>px"
+            )
+        kept = () if isinstance(self.keep_weights, bool) else self.keep_weights
+        missing = sorted(set(kept) - set(keys))
+        if missing:
+            raise ValueError(f"keep_weights names rows not in the table: {missing}")
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         for row in self.rows:
             bad = sorted(set(row.train) - fields)
@@ -208,7 +256,11 @@ class TableSpec:
             depth += 1
         return depth
 
-    def _referenced(self, key: str) -> bool:
+    def _keeps_weights(self, key: str) -> bool:
+        if self.keep_weights is True or (
+            not isinstance(self.keep_weights, bool) and key in self.keep_weights
+        ):
+            return True
         return any(key in (row.init_from, row.evaluation_of) for row in self.rows)
 
     def key(self, row: str, metric: str) -> str:
@@ -216,7 +268,8 @@ class TableSpec:
         return "/".join(part for part in (self.prefix, row, metric) if part)
 
     def train_config(self, row: Row, seed: int) -> TrainConfig:
-        return dataclasses.replace(self.train, **{**row.train, "seed": seed})
+        needed = {k: v for k, v in evaluation_widths(self.metrics).items() if v}
+        return dataclasses.replace(self.train, **{**needed, **row.train, "seed": seed})
 
     def job(self, row: Row, seed: int) -> RunJob:
         """The training run behind ``row`` at ``seed`` (an evaluation row's: its trained row's)."""
@@ -228,7 +281,7 @@ class TableSpec:
             row.data or self.data,
             self.train_config(row, seed),
             init_from=None if row.init_from is None else self.job(self.row(row.init_from), seed),
-            keep_weights=self.keep_weights or self._referenced(row.key),
+            keep_weights=self._keeps_weights(row.key),
         )
 
     def evaluation(self, row: Row, seed: int) -> dict[str, Any]:
@@ -279,14 +332,6 @@ class TableResult:
     val_set: Any
     threads: int = 1
 
-    def model(self, row: str, seed: int) -> Any:
-        """The trained model of ``row`` at ``seed`` (evaluation mode, CPU), from its run folder.
-
-        Kept when the spec says ``keep_weights`` (a run that did not keep it is trained again).
-        """
-        model, _ = load_trained(self.spec.job(self.spec.row(row), seed), self.threads)
-        return model
-
     def runs(self, row: str) -> pd.DataFrame:
         """The per-seed lines of ``row``, ordered by seed."""
         return self.per_seed[self.per_seed["row"] == row].sort_values("seed")
@@ -297,6 +342,17 @@ class TableResult:
     def metric(self, row: str, metric: str = "miou") -> Metric:
         return self.recorder.metrics[self.spec.key(row, metric)]
 
+    def trained_model(self, row: str, seed: int) -> Any:
+        """The model of ``row`` trained with ``seed`` (evaluation mode, CPU), from its run folder.
+
+        Kept when the spec keeps the row's weights; a run that did not keep them is trained
+        again (:func:`~repro.experiments.supervised.load_trained`).
+        """
+        if seed not in self.spec.seeds:
+            raise ValueError(f"no run of row {row!r} with seed {seed} (seeds {self.spec.seeds})")
+        model, _ = load_trained(self.spec.job(self.spec.row(row), seed), self.threads)
+        return model
+
     def summary(self) -> pd.DataFrame:
         """Mean and std over seeds of every numeric column, per row."""
         numeric = self.per_seed.drop(columns=["seed"]).select_dtypes("number")
@@ -306,7 +362,7 @@ class TableResult:
         self, key: str, row: str, minus: str, metric: str = "miou", description: str = ""
     ) -> Metric:
         """Record ``row``'s metric minus ``minus``'s for the same seed (a paired difference)."""
-        column = METRICS[metric][0]
+        column = metric_info(metric)[0]
         a, b = self.runs(row), self.runs(minus)
         if a["seed"].tolist() != b["seed"].tolist():
             raise ValueError(f"rows {row!r} and {minus!r} were not run on the same seeds")
@@ -335,8 +391,8 @@ class TableResult:
                 {
                     "row": row.key,
                     **row.columns,
-                    f"paper {METRICS[metric][0]}": paper,
-                    f"this project {METRICS[metric][0]}": self.metric(row.key, metric).format(),
+                    f"paper {metric_info(metric)[0]}": paper,
+                    f"this project {metric_info(metric)[0]}": self.metric(row.key, metric).format(),
                 }
             )
         return pd.DataFrame(lines)
@@ -358,7 +414,7 @@ class TableResult:
         panels = list(axes[0])
         labels = [row.title for row in self.spec.rows]
         for ax, metric in zip(panels, shown, strict=False):
-            column, words = METRICS[metric]
+            column, words = metric_info(metric)
             values = [self.values(row.key, column) for row in self.spec.rows]
             plot_mean_std_bars(ax, labels, values, column, f"{words} over seeds")
         if losses:
@@ -391,7 +447,7 @@ def _per_seed_line(row: Row, outcome: RunOutcome, metrics: Sequence[str]) -> dic
         "row": row.key,
         **row.columns,
         "seed": outcome.seed,
-        **{METRICS[m][0]: 100 * outcome.metrics[m] for m in metrics},
+        **{metric_info(m)[0]: 100 * outcome.metrics[m] for m in metrics},
         "params": outcome.parameters,
         "train img/s": outcome.train_images_per_s,
         "eval img/s": outcome.eval_images_per_s,
@@ -469,7 +525,7 @@ def run_table(
         runs = per_seed[per_seed["row"] == row.key].sort_values("seed")
         seeds = runs["seed"].tolist()
         for metric in spec.metrics:
-            column, words = METRICS[metric]
+            column, words = metric_info(metric)
             recorder.add(spec.key(row.key, metric), runs[column], seeds, "%", words)
         for timing, (column, unit) in TIMINGS.items():
             recorder.add(spec.key(row.key, timing), runs[column], seeds, unit)

@@ -111,6 +111,21 @@ _REGISTRY: dict[str, ModelEntry] = {
         "DDSM network with the full non-local affinity module (efficiency baseline).",
         {"affinity": "non_local"},
     ),
+    "ddsm_plain_fusion": ModelEntry(
+        DDSMNet,
+        "DDSM network without the module: the low-level path with plain fusion (DDSM baseline).",
+        {"branches": "none"},
+    ),
+    "ddsm_spatial": ModelEntry(
+        DDSMNet,
+        "DDSM network with the spatial branch only (DDSM branch ablation).",
+        {"branches": "spatial"},
+    ),
+    "ddsm_channel": ModelEntry(
+        DDSMNet,
+        "DDSM network with the channel branch only (DDSM branch ablation).",
+        {"branches": "channel"},
+    ),
 }
 
 

@@ -22,6 +22,8 @@ backbone is the attribute ``.backbone``.
   comparable). ``sampler`` is ``"conv"`` (paper) or ``"non_local"`` (ablation).
 * ``DDSMNet``: ASPP on X(5) is the high-level map that refines a low-level stage through
   DDSM (or its full non-local baseline); concat[refined, up(X(ASPP))] -> pixel classifier.
+  ``branches`` (``"both"``, ``"spatial"``, ``"channel"``, ``"none"``) keeps DDSM's two
+  branches, one, or none (the refinement path with plain fusion: the baseline).
 
 Every model with a context module takes its options the same way, as one mapping
 ``context_options`` of that module's keyword arguments (unknown keys are a ``ValueError``
@@ -390,6 +392,7 @@ class DDSMNet(SegmentationModel):
         classifier_channels: int = 256,
         deep_supervision: bool = False,
         context_options: Mapping[str, Any] | None = None,
+        branches: str = "both",
     ) -> None:
         super().__init__()
         self.low_level = check_choice("low_level", low_level, ("x2", "x3", "x4"))
@@ -410,6 +413,7 @@ class DDSMNet(SegmentationModel):
             pooled_size=pooled_size,
             anchors=anchors,
             position_embedding=position_embedding,
+            branches=branches,
         )
         self.classifier = PixelClassifier(
             refined_channels + aspp_channels, classifier_channels, num_classes

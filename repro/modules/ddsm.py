@@ -26,6 +26,11 @@ Choices the figure leaves open (parameters):
 * Position embeddings are learnable maps of ``embedding_size`` resized to the input.
 * No 1/sqrt(d) scaling of the dot products (as in the embedded-Gaussian non-local block).
 * Fusion (``DynamicDualSampling``): concat[x_l, x_S, x_C] -> 1x1 Conv-BN-ReLU.
+* ``branches`` (the module's own ablation, which the abstract's "dual" implies but the
+  figure does not tabulate): ``"both"`` (DDSM), ``"spatial"`` or ``"channel"`` alone, or
+  ``"none"``: the refinement path with plain fusion (x_l -> 1x1 Conv-BN-ReLU), the
+  baseline without the module. The default builds the same parameters in the same order
+  as before the option existed, so seeded networks are bit-identical.
 
 ``SpatialNonLocalAffinity`` / ``ChannelNonLocalAffinity`` are the all-pairs baselines with
 the same parameters (minus the offset predictor) computed with dense matrix products:
@@ -46,6 +51,7 @@ from repro.ops import sample_points
 
 ANCHORS = ("global", "local")
 AFFINITIES = ("dynamic", "non_local")
+BRANCHES = ("both", "spatial", "channel", "none")
 
 
 def grid_shape_for(num_points: int, height: int, width: int) -> tuple[int, int]:
@@ -223,13 +229,23 @@ class SpatialNonLocalAffinity(_SpatialProjections):
             embedding_size,
         )
 
-    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    def attention(
+        self, low: torch.Tensor, high: torch.Tensor, pixels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Softmax affinities ``[B, HW, HW]`` (row: a pixel, over all positions) and the values
+        ``[B, HW, C']`` they weight; with ``pixels`` (flat indices ``y * W + x``) only their
+        rows, ``[B, len(pixels), HW]`` (a figure of one pixel needs no ``HW x HW`` matrix)."""
         low, high_up = self.embedded(low, high)
-        b, _, h, w = low.shape
         query = self.query(low).flatten(2).transpose(1, 2)  # [B, HW, C']
+        if pixels is not None:
+            query = query[:, pixels]
         keys = self.key(torch.cat([low, high_up], dim=1)).flatten(2)  # [B, C', HW]
         values = self.value(high_up).flatten(2).transpose(1, 2)  # [B, HW, C']
-        weights = torch.softmax(query @ keys, dim=-1)
+        return torch.softmax(query @ keys, dim=-1), values
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = low.shape
+        weights, values = self.attention(low, high)
         return self.out((weights @ values).transpose(1, 2).reshape(b, -1, h, w))
 
 
@@ -359,7 +375,9 @@ class DynamicDualSampling(nn.Module):
 
     ``affinity="dynamic"`` is DDSM; ``"non_local"`` swaps both branches for their all-pairs
     counterparts (the efficiency baseline). Output: ``concat[x_l, x_S, x_C]`` -> 1x1
-    Conv-BN-ReLU with ``out_channels`` channels, at ``x_l``'s resolution.
+    Conv-BN-ReLU with ``out_channels`` channels, at ``x_l``'s resolution. ``branches``
+    keeps both branches, one of them (its output alone joins ``x_l``) or none (plain
+    fusion of ``x_l``: the baseline without the module).
     """
 
     def __init__(
@@ -375,9 +393,13 @@ class DynamicDualSampling(nn.Module):
         anchors: str = "global",
         position_embedding: bool = True,
         embedding_size: tuple[int, int] = (16, 16),
+        branches: str = "both",
     ) -> None:
         super().__init__()
         self.affinity = check_choice("affinity", affinity, AFFINITIES)
+        self.branches = check_choice("branches", branches, BRANCHES)
+        self.spatial: nn.Module | None
+        self.channel: nn.Module | None
         if affinity == "dynamic":
             self.spatial = SpatialDynamicAffinity(
                 low_channels,
@@ -412,9 +434,32 @@ class DynamicDualSampling(nn.Module):
                 low_channels, high_channels, inner_channels, inner_channels, pooled_size
             )
         self.fuse = ConvBNReLU(low_channels + 2 * inner_channels, out_channels, kernel_size=1)
+        if branches != "both":
+            # Every part is drawn as for DDSM, then a left-out branch is dropped and the fusion
+            # keeps DDSM's weights of the inputs that remain: the random stream, and so every
+            # layer built after the module, is the same in every ablation row at a seed.
+            parts = [range(low_channels)]
+            if branches == "spatial":
+                parts.append(range(low_channels, low_channels + inner_channels))
+            if branches == "channel":
+                parts.append(
+                    range(low_channels + inner_channels, low_channels + 2 * inner_channels)
+                )
+            kept = [index for part in parts for index in part]
+            full = self.fuse
+            with torch.random.fork_rng(devices=[]):
+                self.fuse = ConvBNReLU(len(kept), out_channels, kernel_size=1)
+            with torch.no_grad():
+                self.fuse[0].weight.copy_(full[0].weight[:, kept])
+            self.spatial = self.spatial if branches == "spatial" else None
+            self.channel = self.channel if branches == "channel" else None
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-        return self.fuse(torch.cat([low, self.spatial(low, high), self.channel(low, high)], dim=1))
+        parts = [low]
+        for branch in (self.spatial, self.channel):
+            if branch is not None:
+                parts.append(branch(low, high))
+        return self.fuse(torch.cat(parts, dim=1))
 
 
 def _check_pair(

@@ -132,14 +132,21 @@ def time_workload(
 
 
 def measure_peak_memory(case: BenchCase, implementation: str, device: torch.device) -> float:
-    """Peak memory (MiB) of one forward+backward above the inputs, in this process.
+    """Peak memory (MiB) of one forward+backward of ``case`` above the inputs, in this process
+    (see :func:`peak_forward_backward`)."""
+    return peak_forward_backward(lambda: make_workload(case, implementation, device), device)
+
+
+def peak_forward_backward(
+    make: Callable[[], Callable[[], torch.Tensor]], device: torch.device
+) -> float:
+    """Peak memory (MiB) of one forward+backward of ``make()``'s closure above its inputs.
 
     CPU: growth of the peak resident set size (``VmHWM``, reset through
     ``/proc/self/clear_refs`` after the imports and inputs); CUDA: growth of
-    ``max_memory_allocated``. Meaningful only in a fresh process (see
-    ``peak_memory_in_fresh_process``).
+    ``max_memory_allocated``. Meaningful only in a fresh process (see :func:`memory_probe`).
     """
-    forward = make_workload(case, implementation, device)
+    forward = make()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         baseline = torch.cuda.memory_allocated(device)
@@ -165,6 +172,16 @@ def _resident_bytes(field: str) -> int:
     raise RuntimeError(f"{field} not found in /proc/self/status")
 
 
+def memory_probe(command: list[str]) -> tuple[float | None, str]:
+    """Run a memory probe ``command`` in a fresh process: (its last stdout line as MiB, or
+    ``None`` when it failed; its stderr)."""
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        logger.warning("memory probe %s failed: %s", command[2:], result.stderr[-2000:])
+        return None, result.stderr
+    return float(result.stdout.strip().splitlines()[-1]), result.stderr
+
+
 def peak_memory_in_fresh_process(
     case: BenchCase, implementation: str, device: torch.device, threads: int
 ) -> float | None:
@@ -180,11 +197,7 @@ def peak_memory_in_fresh_process(
         "--threads",
         str(threads),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        logger.warning("memory probe %s/%s failed: %s", case.name, implementation, result.stderr)
-        return None
-    return float(result.stdout.strip().splitlines()[-1])
+    return memory_probe(command)[0]
 
 
 def machine_description(device: torch.device, threads: int) -> dict[str, object]:

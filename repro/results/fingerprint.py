@@ -38,13 +38,16 @@ SIGNIFICANT_DIGITS = 6
 summation order may differ in the last bits between builds of the same library."""
 
 # Whole words of the key's last part (split at "_"): "params" holds "ms" but is no timing.
+# A peak memory ("memory", "mib") is a measurement of the machine too (allocator, resident
+# set), never exactly repeatable across runs.
 _TIMING_WORDS = frozenset(
-    {"time", "runtime", "seconds", "minutes", "wall", "speed", "latency", "ms", "fps"}
+    {"time", "runtime", "seconds", "minutes", "wall", "speed", "latency", "ms", "fps", "memory"}
 )
 
 
 def is_timing(key: str) -> bool:
-    """Whether a metric key is a measurement of speed, which no fingerprint may depend on."""
+    """Whether a metric key is a measurement of speed or of memory on the machine, which no
+    fingerprint may depend on."""
     words = key.rsplit("/", 1)[-1].lower().split("_")
     per_second = any(a == "per" and b == "s" for a, b in zip(words, words[1:], strict=False))
     return per_second or not _TIMING_WORDS.isdisjoint(words)

@@ -59,8 +59,24 @@ CATALOGUE: dict[str, list[Item]] = {
     ],
     "ddsm": [
         Item(
-            "text",
-            "claims of the abstract: boundaries, effectiveness and efficiency (no table available)",
+            "abstract: accuracy and boundaries",
+            "DDSM against the full non-local module and the baseline without it: mIoU, "
+            "boundary F, trimap IoU (no table available)",
+        ),
+        Item(
+            "module figure",
+            "the spatial and channel branches alone and together; where a boundary pixel's "
+            "sampled points lie",
+        ),
+        Item(
+            "abstract: efficiency",
+            "FLOPs, peak memory and time against the full non-local module over the map size",
+        ),
+        Item(
+            "abstract: Cityscapes and CamVid",
+            "the claims at the paper-like setting on Cityscapes and CamVid",
+            not_run="needs Cityscapes or CamVid and a GPU: `repro run ddsm_affinity --profile "
+            "full -p dataset cityscapes` (or `-p dataset camvid`)",
         ),
     ],
 }

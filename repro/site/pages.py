@@ -22,6 +22,7 @@ from repro.audit.table import (
     audit_verdicts,
     comparisons_frame,
     reported_vs_reproduced,
+    shown_metric,
 )
 from repro.audit.verdicts import CONFIDENCE_WORDS, VERDICTS, Verdict
 from repro.notebooks import NotebookSpec, discover
@@ -168,7 +169,7 @@ def _comparisons_block(verdict: Verdict) -> str:
         rows.append(
             {
                 "b": c.key,
-                "ours": verdict.b[c.key].format() if c.key in verdict.b else "",
+                "ours": shown_metric(verdict, verdict.b[c.key]) if c.key in verdict.b else "",
                 f"a − b ({CONFIDENCE_WORDS})": found.format() if found else "no interval (n < 2)",
                 "test": f"{found.test}, df {found.df:.1f}" if found else "",
                 "decision": c.decision,
@@ -185,11 +186,12 @@ def _claim_details(verdict: Verdict, row: pd.Series) -> str:
     parts = [f"<p><b>Claim</b> ({_e(claim.source)}): {_e(claim.statement)}</p>"]
     if test is not None:
         direction = "higher is better" if test.higher_is_better else "lower is better"
-        rule = (
-            f"greater: a beats every b ({direction})"
-            if test.rule == "greater"
-            else f"close: a within ±{test.tolerance or 0:g} of every b"
-        )
+        rule = {
+            "greater": f"greater: a beats every b ({direction})",
+            "close": f"close: a within ±{test.tolerance or 0:g} of every b",
+            "ratio_below": f"ratio_below: a / b < {test.tolerance or 0:g} at every point"
+            + ("" if test.min_point is None else f" >= {test.min_point:g}"),
+        }[test.rule]
         parts.append(
             f"<p><b>Test</b>: <code>{_e(test.notebook)}</code>, a = <code>{_e(test.a)}</code>; "
             f"{_e(rule)}. <b>Why {_e(verdict.verdict)}</b>: {_e(verdict.reason)}.</p>"
