@@ -131,3 +131,37 @@ def test_timing_keys_are_told_by_whole_words(key: str, timing: bool) -> None:
     from repro.results.fingerprint import is_timing
 
     assert is_timing(key) is timing
+
+
+def test_fingerprints_are_kept_per_kind_of_machine():
+    old = {"fingerprint": "aaa", "sources": {"repro/x.py": "1"}}  # before machines were kept
+    assert fp.known_fingerprints(old) == {fp.UNRECORDED_MACHINE: "aaa"}
+    # First run on another kind of machine, same code: both values describe the code.
+    here = {"fingerprint": "bbb", "sources": {"repro/x.py": "1"}, "machine": "m2"}
+    merged = fp.merged_entry(old, here)
+    assert merged["by_machine"] == {fp.UNRECORDED_MACHINE: "aaa", "m2": "bbb"}
+    # Other code, same value on this machine: the behaviour did not change, keep the others.
+    same = {"fingerprint": "bbb", "sources": {"repro/x.py": "2"}, "machine": "m2"}
+    assert fp.merged_entry(merged, same)["by_machine"] == merged["by_machine"]
+    # Other value on this machine: the behaviour changed, the other machines' values go.
+    changed = {"fingerprint": "ccc", "sources": {"repro/x.py": "2"}, "machine": "m2"}
+    assert fp.merged_entry(merged, changed)["by_machine"] == {"m2": "ccc"}
+    # Other code on a kind of machine not seen before: nothing else can be vouched for.
+    first = {"fingerprint": "ddd", "sources": {"repro/x.py": "3"}, "machine": "m3"}
+    assert fp.merged_entry(merged, first)["by_machine"] == {"m3": "ddd"}
+    assert len(fp.machine_signature()) == 12 and fp.machine_signature() == fp.machine_signature()
+
+
+def test_a_result_is_current_when_another_machine_computed_its_fingerprint(project):  # noqa: F811
+    _with_fingerprint(project, "abc")
+    _current(project, "abc")  # the result's machine kind
+    fp.store_fingerprint(
+        NAME, {"fingerprint": "xyz", "sources": _real_sources(), "machine": "other"},
+        project / "results",
+    )  # fmt: skip
+    entry = fp.load_fingerprints(project / "results")[NAME]
+    assert entry["by_machine"] == {fp.UNRECORDED_MACHINE: "abc", "other": "xyz"}
+    assert _result(project).stale_reasons() == []
+    _with_fingerprint(project, "neither")
+    (reason,) = _result(project).stale_reasons()
+    assert "behaviour changed" in reason and "other machine" in reason

@@ -310,6 +310,7 @@ def _fingerprint(
         entry = {
             "fingerprint": fp.fingerprint_of(record["metrics"]),
             "sources": record.get("sources", {}),
+            "machine": fp.machine_signature(),
         }
     else:
         try:
@@ -320,7 +321,11 @@ def _fingerprint(
             return {"value": None, "profile": fp.FINGERPRINT_PROFILE, "error": str(error)}
     if out_root is None:
         fp.store_fingerprint(spec.name, entry)
-    return {"value": entry["fingerprint"], "profile": fp.FINGERPRINT_PROFILE}
+    return {
+        "value": entry["fingerprint"],
+        "profile": fp.FINGERPRINT_PROFILE,
+        "machine": entry["machine"],
+    }
 
 
 def run_notebook(

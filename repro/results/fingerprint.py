@@ -13,6 +13,16 @@ The current fingerprints are only as fresh as the code they were computed from: 
 keeps the hashes of the package sources the smoke run imported, and when those differ from
 the working tree the result reads "unverified" until ``repro fingerprint`` runs again (CI
 recomputes them and fails when a committed one is out of date).
+
+**Per machine.** The same code and seed give the same metrics on one kind of machine, not on
+every kind: processors with other vector units (and torch builds) round differently, and a
+smoke training run carries that into its metrics (the supervised notebooks' fingerprints
+differ between this project's older and newer 2-core machines, the single-image ones do not).
+So an entry keeps, in ``by_machine``, the fingerprint of its code on each kind of machine it
+was computed on (:func:`machine_signature`; ``"unrecorded"`` for values from before
+signatures were kept). A recomputation keeps the other machines' values only when they still
+describe the current code (:func:`merged_entry`). A result is current when its fingerprint is the current code's on some
+machine; the smoke test compares exactly on a machine kind with a recorded value.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -90,19 +101,79 @@ def load_fingerprints(root: Path | None = None) -> dict[str, dict[str, Any]]:
     return data if isinstance(data, dict) else {}
 
 
+UNRECORDED_MACHINE = "unrecorded"
+"""The machine of a fingerprint computed before machines were recorded."""
+
+_ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse4")
+
+
+def machine_signature() -> str:
+    """The kind of machine a fingerprint holds for: torch's version and CPU kernel level, the
+    processor architecture and its vector instruction sets (what decides float rounding)."""
+    import torch
+
+    flags: list[str] = []
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    break
+    except OSError:
+        pass
+    identity = {
+        "torch": torch.__version__,
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "architecture": platform.machine(),
+        "isa": sorted(f for f in set(flags) if f.startswith(_ISA_PREFIXES)),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def known_fingerprints(entry: dict[str, Any]) -> dict[str, str]:
+    """Machine signature -> fingerprint of an entry's code (old entries: one, unrecorded)."""
+    by_machine = entry.get("by_machine")
+    if isinstance(by_machine, dict) and by_machine:
+        return {str(k): str(v) for k, v in by_machine.items() if v}
+    value = entry.get("fingerprint")
+    return {entry.get("machine", UNRECORDED_MACHINE): value} if value else {}
+
+
 def compute_fingerprint(name: str, workdir: Path) -> dict[str, Any]:
     """Run notebook ``name`` at the fingerprint profile in ``workdir``; its entry."""
     from repro.notebooks.runner import run_notebook
 
     folder = run_notebook(name, {}, FINGERPRINT_PROFILE, workdir, progress=False)
     record = json.loads((folder / "metrics.json").read_text())
-    return {"fingerprint": fingerprint_of(record["metrics"]), "sources": record.get("sources", {})}
+    return {
+        "fingerprint": fingerprint_of(record["metrics"]),
+        "sources": record.get("sources", {}),
+        "machine": machine_signature(),
+    }
+
+
+def merged_entry(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` (this machine's value of the current code) with the other machines' values of
+    ``old`` that still describe the current code: when ``old`` recorded this machine's value,
+    only if it is ``new``'s (the behaviour did not change here, so not elsewhere); when it did
+    not (the first run on this kind of machine), only if the sources are unchanged."""
+    machine = new.get("machine", UNRECORDED_MACHINE)
+    by_machine = {}
+    if isinstance(old, dict):
+        known = known_fingerprints(old)
+        here = known.get(machine)
+        same_code = old.get("sources") == new.get("sources")
+        if here == new["fingerprint"] or (here is None and same_code):
+            by_machine = dict(known)
+    by_machine[machine] = new["fingerprint"]
+    return {**new, "by_machine": dict(sorted(by_machine.items()))}
 
 
 def store_fingerprint(name: str, entry: dict[str, Any], root: Path | None = None) -> None:
-    """Record ``entry`` as notebook ``name``'s current fingerprint (written atomically)."""
+    """Record ``entry`` as notebook ``name``'s current fingerprint on this machine, keeping the
+    other machines' values that still hold (:func:`merged_entry`; written atomically)."""
     current = load_fingerprints(root)
-    current[name] = entry
+    current[name] = merged_entry(current.get(name), entry)
     path = fingerprints_path(root)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     temporary.write_text(json.dumps(dict(sorted(current.items())), indent=2) + "\n")
@@ -140,9 +211,15 @@ def fingerprint_verdict(
             f"unverified: package source changed since the fingerprints were computed ({shown}); "
             "run `repro fingerprint`"
         ]
-    if entry["fingerprint"] != recorded:
+    known = known_fingerprints(entry)
+    if recorded not in known.values():
         return "fingerprint", [
             f"behaviour changed: smoke fingerprint {entry['fingerprint']} differs from the "
             f"result's {recorded}"
+            + (
+                f" (and from the {len(known) - 1} other machine(s)' values)"
+                if len(known) > 1
+                else ""
+            )
         ]
     return "fingerprint", []
