@@ -400,8 +400,12 @@ def describe_weights(weights: object) -> str:
     if weights is None or weights == "none":
         return "random init"
     if is_offline_pretrained(weights):
+        try:  # which pretraining: re-made on another machine, the files differ (repro weights)
+            made = f" (weights {str(weights_identity(weights)).split('@', 1)[1]})"
+        except (PretrainedWeightsMissing, PretrainedWeightsMismatch):
+            made = ""
         return (
-            f"{OFFLINE_PRETRAINED}: pretrained here on procedurally generated images from "
+            f"{OFFLINE_PRETRAINED}{made}: pretrained here on procedurally generated images from "
             "package photos, not ImageNet"
         )
     return str(weights)
