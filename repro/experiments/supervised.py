@@ -150,6 +150,29 @@ WEIGHTS_FILE = "weights.pt"
 """A finished run's trained model (its state dict), kept in its run folder when asked for."""
 
 
+def final_evaluation(
+    model: torch.nn.Module,
+    val_set: Any,
+    num_classes: int,
+    config: TrainConfig,
+    device: torch.device,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The run's final evaluation on ``val_set`` as ``config``'s evaluation fields say."""
+    return evaluate(
+        model,
+        val_set,
+        num_classes,
+        flip=config.eval_flip,
+        scales=config.eval_scales,
+        progress=progress,
+        boundary_tolerance_px=config.boundary_tolerance_px,
+        boundary_tolerances_px=config.eval_boundary_tolerances_px,
+        trimap_widths_px=config.eval_trimap_widths_px,
+        device=device,
+    )
+
+
 def train_and_evaluate(
     model_name: str,
     model_config: dict[str, Any],
@@ -178,18 +201,10 @@ def train_and_evaluate(
     train_seconds = time.perf_counter() - started
     if weights_out is not None:
         save_atomically({k: v.cpu() for k, v in model.state_dict().items()}, weights_out)
-    metrics = evaluate(
-        model,
-        val_set,
-        train_set.num_classes,
-        flip=train_config.eval_flip,
-        scales=train_config.eval_scales,
-        progress=progress,
-        boundary_tolerance_px=train_config.boundary_tolerance_px,
-        boundary_tolerances_px=train_config.eval_boundary_tolerances_px,
-        trimap_widths_px=train_config.eval_trimap_widths_px,
-        # Where training put the model (train_config.device, resolved): evaluate there too.
-        device=next(model.parameters()).device,
+    # Where training put the model (train_config.device, resolved): evaluate there too.
+    device = next(model.parameters()).device
+    metrics = final_evaluation(
+        model, val_set, train_set.num_classes, train_config, device, progress
     )
     history = [asdict(record) for record in result.history]
     images = sum(record["images_per_s"] * record["time_s"] for record in history)
@@ -334,18 +349,8 @@ def evaluate_trained(
         metrics = cached["metrics"]
     else:
         model, val_set = load_trained(job, threads, progress)
-        metrics = evaluate(
-            model,
-            val_set,
-            val_set.num_classes,
-            flip=config.eval_flip,
-            scales=config.eval_scales,
-            progress=progress,
-            boundary_tolerance_px=config.boundary_tolerance_px,
-            boundary_tolerances_px=config.eval_boundary_tolerances_px,
-            trimap_widths_px=config.eval_trimap_widths_px,
-            device=resolve_device(config.device),
-        )
+        device = resolve_device(config.device)
+        metrics = final_evaluation(model, val_set, val_set.num_classes, config, device, progress)
         write_json(path, {"evaluation": settings, "metrics": metrics})
     return dataclasses.replace(
         trained,
