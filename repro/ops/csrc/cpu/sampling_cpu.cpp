@@ -1,17 +1,21 @@
 // CPU kernels of the sampling ops (declared in ../ops.cpp).
 //
-// Layout: each image is read channels-last ([H*W, C]), so the C channels at one bilinear
-// corner are contiguous and every read (offset group, tap, position) becomes four vector
-// loads and fused multiply-adds over a run of channels. The column buffer is likewise
-// [groups, L, K, C/groups] (positions outer, channels inner), one image at a time, never the
-// C*K*H*W buffer of the whole batch.
+// Layout: each image is read channels-last ([H*W, C]; in place when the input is stored
+// channels-last), so the C channels at one bilinear corner are contiguous and every read
+// (offset group, tap, position) becomes four vector loads and fused multiply-adds over a run
+// of channels. Columns exist only for a tile of positions at a time, laid out
+// [groups, tile, K, C/groups] (positions outer, channels inner) and sized to stay in L2.
 //
-// Forward, per image: gather the columns, then one GEMM per group with the weight permuted to
-// [O, K, C/groups]. Backward, per image: grad_columns = grad_output^T * weight (GEMM); one pass
-// over the reads (parallel over positions) gathers the columns again and takes the offset and
-// mask gradients from the same corners; grad_weight += grad_output * columns (GEMM); a last
-// pass scatters grad_columns into grad_input in parallel over runs of channels, so no two
-// threads write the same element and the sum order is fixed (deterministic gradients).
+// Parallelism: one parallel region per call, over images (see "Work split" below); a task
+// runs all passes of its tiles on one thread.
+// Forward, per tile: gather the columns, then one GEMM per group with the weight permuted to
+// [O, K, C/groups] (point sampling: a transpose into the [C, P, H, W] output instead).
+// Backward, per tile: grad_columns = grad_output^T * weight (GEMM; point sampling: a
+// transpose); one pass over the reads computes each read's corners once and from them
+// gathers the columns again (if the weight gradient is needed), takes the offset and mask
+// gradients (if needed) and scatters grad_columns into the task's own grad_input buffer (if
+// needed); grad_weight += grad_output * columns (GEMM) into the task's partial. Partials are
+// summed in task order, so the gradients are deterministic.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -61,43 +65,48 @@ inline void axpy_run(scalar_t* __restrict destination, const scalar_t* __restric
 
 // One read's contribution to the offset and mask gradients, over a run of channels:
 // sums[0] += sum_i grad[i] * d value_i / dy, sums[1] += ... / dx, sums[2] += grad[i] * value_i,
-// where value_i = sum_n w_n * corner_n[i]; also writes m * value_i to `columns` if given.
-// Three sums (not one per corner) keep the horizontal reductions per read few.
-template <typename scalar_t>
+// where value_i = sum_n w_n * corner_n[i]; also writes m * value_i to `columns` if kColumns.
+// Three sums (not one per corner) keep the horizontal reductions per read few, and each is
+// kept in kLanes (one 512-bit register) partial sums folded by halves at the end: a compiler
+// turns `#pragma omp simd reduction` into a chain of kLanes dependent scalar additions per
+// sum, which cost more than the read itself at 16 channels (measured with perf).
+template <bool kColumns, typename scalar_t>
 inline void read_gradient_run(const scalar_t* __restrict grad, const scalar_t* __restrict corner0,
                               const scalar_t* __restrict corner1,
                               const scalar_t* __restrict corner2,
                               const scalar_t* __restrict corner3,
                               const BilinearCorners<scalar_t>& c, scalar_t m,
                               scalar_t* __restrict columns, int64_t length, scalar_t* sums) {
+  constexpr int64_t kLanes = 64 / sizeof(scalar_t);
   const scalar_t w0 = c.weight[0], w1 = c.weight[1], w2 = c.weight[2], w3 = c.weight[3];
   const scalar_t y0 = c.dweight_dy[0], y1 = c.dweight_dy[1], y2 = c.dweight_dy[2],
                  y3 = c.dweight_dy[3];
   const scalar_t x0 = c.dweight_dx[0], x1 = c.dweight_dx[1], x2 = c.dweight_dx[2],
                  x3 = c.dweight_dx[3];
-  scalar_t sum_dy = 0, sum_dx = 0, sum_value = 0;
-  if (columns != nullptr) {
-#pragma omp simd reduction(+ : sum_dy, sum_dx, sum_value)
-    for (int64_t i = 0; i < length; ++i) {
-      const scalar_t v0 = corner0[i], v1 = corner1[i], v2 = corner2[i], v3 = corner3[i];
-      const scalar_t value = w0 * v0 + w1 * v1 + w2 * v2 + w3 * v3;
-      columns[i] = m * value;
-      sum_value += grad[i] * value;
-      sum_dy += grad[i] * (y0 * v0 + y1 * v1 + y2 * v2 + y3 * v3);
-      sum_dx += grad[i] * (x0 * v0 + x1 * v1 + x2 * v2 + x3 * v3);
-    }
-  } else {
-#pragma omp simd reduction(+ : sum_dy, sum_dx, sum_value)
-    for (int64_t i = 0; i < length; ++i) {
-      const scalar_t v0 = corner0[i], v1 = corner1[i], v2 = corner2[i], v3 = corner3[i];
-      sum_value += grad[i] * (w0 * v0 + w1 * v1 + w2 * v2 + w3 * v3);
-      sum_dy += grad[i] * (y0 * v0 + y1 * v1 + y2 * v2 + y3 * v3);
-      sum_dx += grad[i] * (x0 * v0 + x1 * v1 + x2 * v2 + x3 * v3);
+  scalar_t sum_dy[kLanes] = {}, sum_dx[kLanes] = {}, sum_value[kLanes] = {};
+  auto step = [&](int64_t i, int64_t lane) {
+    const scalar_t v0 = corner0[i], v1 = corner1[i], v2 = corner2[i], v3 = corner3[i];
+    const scalar_t value = w0 * v0 + w1 * v1 + w2 * v2 + w3 * v3;
+    if constexpr (kColumns) columns[i] = m * value;
+    sum_value[lane] += grad[i] * value;
+    sum_dy[lane] += grad[i] * (y0 * v0 + y1 * v1 + y2 * v2 + y3 * v3);
+    sum_dx[lane] += grad[i] * (x0 * v0 + x1 * v1 + x2 * v2 + x3 * v3);
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= length; i += kLanes) {
+    for (int64_t lane = 0; lane < kLanes; ++lane) step(i + lane, lane);
+  }
+  for (int64_t lane = 0; i + lane < length; ++lane) step(i + lane, lane);
+  for (int64_t half = kLanes / 2; half > 0; half /= 2) {
+    for (int64_t lane = 0; lane < half; ++lane) {
+      sum_dy[lane] += sum_dy[lane + half];
+      sum_dx[lane] += sum_dx[lane + half];
+      sum_value[lane] += sum_value[lane + half];
     }
   }
-  sums[0] += sum_dy;
-  sums[1] += sum_dx;
-  sums[2] += sum_value;
+  sums[0] += sum_dy[0];
+  sums[1] += sum_dx[0];
+  sums[2] += sum_value[0];
 }
 
 // --- Reads ---------------------------------------------------------------------------------
@@ -162,21 +171,25 @@ struct ImageReads {
 };
 
 // Outputs of one pass over the reads of one tile of positions; null pointers are skipped.
-// `columns` and `grad_columns` are tiles ([groups, length, K, C/groups]), the offset and mask
-// gradients whole images.
+// `columns` and `grad_columns` are tiles ([groups, length, K, C/groups]), the offset, mask and
+// input gradients whole images. `grad_columns` feeds the offset, mask and input gradients.
 template <typename scalar_t>
 struct ReadPassOutputs {
   scalar_t* columns;             // the bilinear columns (DCNv2 Eq. 3 before the weight)
   const scalar_t* grad_columns;  // input of the offset and mask gradients
   scalar_t* grad_offset;         // [G, 2K, L]
   scalar_t* grad_mask;           // [G, K, L]
+  scalar_t* grad_input;          // [H*W, C] (channels-last), accumulated into
 };
 
-// The forward gather and the offset/mask gradients of positions [begin, end), from one
-// computation of each read's corners:
+// The forward gather and the offset, mask and input gradients of positions [begin, end),
+// from one computation of each read's corners (and one load of its grad_columns):
 //   columns[gr, l, k, c']  = m * sum_n w_n * input_cl[index_n, c]
 //   grad_offset_y[g, k, l] = m * sum_c grad_columns[c, k, l] * d bilinear(input[c]) / dy
 //   grad_mask[g, k, l]     = sum_c grad_columns[c, k, l] * bilinear(input[c])
+//   grad_input_cl[index_n, c] += m * w_n * grad_columns[c, k, l]
+// A task owns its grad_input buffer and walks its reads in a fixed order, so the input
+// gradient's sums are deterministic.
 template <typename scalar_t>
 REPRO_VECTOR_CLONES void read_positions(const ImageReads<scalar_t>& reads,
                                         const scalar_t* input_cl,
@@ -209,15 +222,24 @@ REPRO_VECTOR_CLONES void read_positions(const ImageReads<scalar_t>& reads,
             for (int n = 0; n < 4; ++n) {
               corner[n] = input_cl + c.index[n] * g.channels + run.begin;
             }
-            if (out.grad_columns != nullptr) {
-              read_gradient_run(out.grad_columns + at, corner[0], corner[1], corner[2],
-                                corner[3], c, m,
-                                out.columns == nullptr ? nullptr : out.columns + at, channels,
-                                sums);
-            } else {
+            if (out.grad_offset != nullptr && out.columns != nullptr) {
+              read_gradient_run<true>(out.grad_columns + at, corner[0], corner[1], corner[2],
+                                      corner[3], c, m, out.columns + at, channels, sums);
+            } else if (out.grad_offset != nullptr) {
+              read_gradient_run<false>(out.grad_columns + at, corner[0], corner[1], corner[2],
+                                       corner[3], c, m, static_cast<scalar_t*>(nullptr), channels,
+                                       sums);
+            } else if (out.columns != nullptr) {
               bilinear_run(out.columns + at, corner[0], corner[1], corner[2], corner[3],
                            m * c.weight[0], m * c.weight[1], m * c.weight[2], m * c.weight[3],
                            channels);
+            }
+            if (out.grad_input == nullptr) continue;
+            for (int n = 0; n < 4; ++n) {
+              // Corners outside the map have weight 0 and receive nothing.
+              if (c.weight[n] == scalar_t(0)) continue;
+              axpy_run(out.grad_input + c.index[n] * g.channels + run.begin,
+                       out.grad_columns + at, m * c.weight[n], channels);
             }
           }
           if (out.grad_offset == nullptr) continue;
@@ -226,43 +248,6 @@ REPRO_VECTOR_CLONES void read_positions(const ImageReads<scalar_t>& reads,
           out.grad_offset[offset_y + positions] = m * sums[1];
           if (out.grad_mask != nullptr) {
             out.grad_mask[(group * g.taps() + tap) * positions + position] = sums[2];
-          }
-        }
-      }
-    }
-  }
-}
-
-// grad_input_cl[index_n, c] += m * w_n * grad_columns[c, k, l] for the reads of positions
-// [begin, end) (`grad_columns` is their tile), in a fixed order: the sum is deterministic.
-template <typename scalar_t>
-REPRO_VECTOR_CLONES void scatter_positions(const ImageReads<scalar_t>& reads,
-                                           const scalar_t* grad_columns,
-                                           scalar_t* grad_input_cl, int64_t begin,
-                                           int64_t end) {
-  const SamplingGeometry& g = reads.g;
-  const int64_t length = end - begin;
-  for (int64_t position = begin; position < end; ++position) {
-    const int64_t row = (position / g.out_w) * g.stride_h - g.pad_h;
-    const int64_t col = (position % g.out_w) * g.stride_w - g.pad_w;
-    for (int64_t tap_i = 0, tap = 0; tap_i < g.kernel_h; ++tap_i) {
-      for (int64_t tap_j = 0; tap_j < g.kernel_w; ++tap_j, ++tap) {
-        const int64_t y = row + tap_i * g.dilation_h;
-        const int64_t x = col + tap_j * g.dilation_w;
-        for (int64_t group = 0; group < g.offset_groups; ++group) {
-          BilinearCorners<scalar_t> c;
-          if (!reads.corners(group, tap, position, y, x, c)) continue;
-          const scalar_t m = reads.modulation(group, tap, position);
-          for (const ChannelRun& run : reads.runs) {
-            if (run.offset_group != group) continue;
-            const scalar_t* source =
-                grad_columns + reads.column_offset(run, tap, position - begin, length);
-            for (int n = 0; n < 4; ++n) {
-              // Corners outside the map have weight 0 and receive nothing.
-              if (c.weight[n] == scalar_t(0)) continue;
-              axpy_run(grad_input_cl + c.index[n] * g.channels + run.begin, source,
-                       m * c.weight[n], run.end - run.begin);
-            }
           }
         }
       }
@@ -432,7 +417,7 @@ at::Tensor conv_forward_cpu(const at::Tensor& input_, const at::Tensor& offset_,
         for (int64_t begin = split.begin(item); begin < split.end(item); begin += tile) {
           const int64_t end = std::min(split.end(item), begin + tile);
           const int64_t length = end - begin;
-          read_positions(reads, image, {columns_data, nullptr, nullptr, nullptr}, begin, end);
+          read_positions(reads, image, {columns_data, nullptr, nullptr, nullptr, nullptr}, begin, end);
           for (int64_t gr = 0; gr < groups; ++gr) {
             // out[o, l] = sum_j kernel[o, j] * columns[l, j] over the tile's positions.
             at::Tensor out = matrix(out_b + (gr * out_per_group) * positions + begin,
@@ -512,18 +497,14 @@ at::Tensor backward_passes(const at::Tensor& input, const SamplingGeometry& g, i
       for (int64_t begin = split.begin(item); begin < split.end(item); begin += tile) {
         const int64_t end = std::min(split.end(item), begin + tile);
         if (need_grad_columns) columns_gradient(b, begin, end, grad_columns.data_ptr<scalar_t>());
-        if (need_offset || need_columns) {
-          read_positions(reads, image,
-                         {need_columns ? columns.data_ptr<scalar_t>() : nullptr,
-                          need_offset ? grad_columns.data_ptr<scalar_t>() : nullptr,
-                          need_offset ? grad_offset[b].data_ptr<scalar_t>() : nullptr,
-                          has_mask && need_offset ? grad_mask[b].data_ptr<scalar_t>() : nullptr},
-                         begin, end);
-        }
+        read_positions(reads, image,
+                       {need_columns ? columns.data_ptr<scalar_t>() : nullptr,
+                        need_grad_columns ? grad_columns.data_ptr<scalar_t>() : nullptr,
+                        need_offset ? grad_offset[b].data_ptr<scalar_t>() : nullptr,
+                        has_mask && need_offset ? grad_mask[b].data_ptr<scalar_t>() : nullptr,
+                        grad_image},
+                       begin, end);
         if (need_columns) columns_done(item, b, begin, end, columns.data_ptr<scalar_t>());
-        if (need_input) {
-          scatter_positions(reads, grad_columns.data_ptr<scalar_t>(), grad_image, begin, end);
-        }
       }
       if (need_input && !in_place && split.chunks == 1) {
         blocked_transpose(grad_image, g.channels, grad_input[b].data_ptr<scalar_t>(), plane,
@@ -652,7 +633,7 @@ at::Tensor sample_points_cpu(const at::Tensor& input_, const at::Tensor& offset_
         scalar_t* out_b = output[b].data_ptr<scalar_t>();
         for (int64_t begin = split.begin(item); begin < split.end(item); begin += tile) {
           const int64_t end = std::min(split.end(item), begin + tile);
-          read_positions(reads, image, {columns_data, nullptr, nullptr, nullptr}, begin, end);
+          read_positions(reads, image, {columns_data, nullptr, nullptr, nullptr, nullptr}, begin, end);
           for (int64_t point = 0; point < points; ++point) {
             blocked_transpose(columns_data + point * channels, points * channels,
                               out_b + point * positions + begin, points * positions,
