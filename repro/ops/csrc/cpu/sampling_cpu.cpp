@@ -14,8 +14,9 @@
 // transpose); one pass over the reads computes each read's corners once and from them
 // gathers the columns again (if the weight gradient is needed), takes the offset and mask
 // gradients (if needed) and scatters grad_columns into the task's own grad_input buffer (if
-// needed); grad_weight += grad_output * columns (GEMM) into the task's partial. Partials are
-// summed in task order, so the gradients are deterministic.
+// needed); grad_weight += grad_output * columns (GEMM) into the thread's partial. Partials
+// are summed in a fixed order, so the gradients are the same on every run (for a given
+// thread count).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -316,6 +317,17 @@ int64_t tile_positions(int64_t width, int64_t positions) {
   return std::min(tile, positions);
 }
 
+// Calls body(begin, end) on consecutive tiles covering [first, last), as few as hold at most
+// `tile` positions each and of equal lengths (to one position): no short last tile to run a
+// GEMM of a few columns.
+template <typename Body>
+void for_each_tile(int64_t first, int64_t last, int64_t tile, const Body& body) {
+  const int64_t count = (last - first + tile - 1) / tile;
+  for (int64_t t = 0; t < count; ++t) {
+    body(first + t * (last - first) / count, first + (t + 1) * (last - first) / count);
+  }
+}
+
 // The image `image` of `input` channels-last ([H*W, C]): a pointer into `input` itself when
 // it is stored channels-last, else transposed once into `scratch` (reused while the task's
 // items stay on the same image).
@@ -414,8 +426,7 @@ at::Tensor conv_forward_cpu(const at::Tensor& input_, const at::Tensor& offset_,
         const ImageReads<scalar_t> reads{g, groups, runs, offset[b].data_ptr<scalar_t>(),
                                          has_mask ? mask[b].data_ptr<scalar_t>() : nullptr};
         scalar_t* out_b = output.data_ptr<scalar_t>() + b * out_channels * positions;
-        for (int64_t begin = split.begin(item); begin < split.end(item); begin += tile) {
-          const int64_t end = std::min(split.end(item), begin + tile);
+        for_each_tile(split.begin(item), split.end(item), tile, [&](int64_t begin, int64_t end) {
           const int64_t length = end - begin;
           read_positions(reads, image, {columns_data, nullptr, nullptr, nullptr, nullptr}, begin, end);
           for (int64_t gr = 0; gr < groups; ++gr) {
@@ -431,7 +442,7 @@ at::Tensor conv_forward_cpu(const at::Tensor& input_, const at::Tensor& offset_,
               at::mm_out(out, kernel[gr], cols.t());
             }
           }
-        }
+        });
       }
     });
   });
@@ -441,8 +452,8 @@ at::Tensor conv_forward_cpu(const at::Tensor& input_, const at::Tensor& offset_,
 // The backward of both ops: for each task's tiles, fill `grad_columns` (`columns_gradient`:
 // a GEMM for the convolution, a transpose for point sampling), then the read pass (offset and
 // mask gradients, and the columns if `columns_done` wants them) and the scatter into the
-// input gradient. `columns_done(item, image, begin, end, columns)` consumes the columns (the
-// weight gradient's GEMM). Returns grad_input in input's memory format, or `nothing`.
+// input gradient. `columns_done(image, begin, end, columns)` consumes the columns (the
+// weight gradient's GEMM, into the calling thread's partial). Returns grad_input in input's memory format, or `nothing`.
 template <typename scalar_t, typename ColumnsGradient, typename ColumnsDone>
 at::Tensor backward_passes(const at::Tensor& input, const SamplingGeometry& g, int64_t groups,
                            const at::Tensor& offset, const at::Tensor& mask, bool need_input,
@@ -494,8 +505,7 @@ at::Tensor backward_passes(const at::Tensor& input, const SamplingGeometry& g, i
                                         : grad_scratch.data_ptr<scalar_t>();
         if (split.chunks == 1) zero_run(grad_image, plane * g.channels);
       }
-      for (int64_t begin = split.begin(item); begin < split.end(item); begin += tile) {
-        const int64_t end = std::min(split.end(item), begin + tile);
+      for_each_tile(split.begin(item), split.end(item), tile, [&](int64_t begin, int64_t end) {
         if (need_grad_columns) columns_gradient(b, begin, end, grad_columns.data_ptr<scalar_t>());
         read_positions(reads, image,
                        {need_columns ? columns.data_ptr<scalar_t>() : nullptr,
@@ -504,8 +514,8 @@ at::Tensor backward_passes(const at::Tensor& input, const SamplingGeometry& g, i
                         has_mask && need_offset ? grad_mask[b].data_ptr<scalar_t>() : nullptr,
                         grad_image},
                        begin, end);
-        if (need_columns) columns_done(item, b, begin, end, columns.data_ptr<scalar_t>());
-      }
+        if (need_columns) columns_done(b, begin, end, columns.data_ptr<scalar_t>());
+      });
       if (need_input && !in_place && split.chunks == 1) {
         blocked_transpose(grad_image, g.channels, grad_input[b].data_ptr<scalar_t>(), plane,
                           plane, g.channels);
@@ -558,9 +568,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cpu(
   const at::Tensor kernel = weight_as_matrix(weight_, groups);
   const int64_t width = kernel.size(2);
   const WorkSplit split = split_work(batch, positions);
-  // One weight-gradient partial per task, summed in task order: deterministic.
-  at::Tensor task_grad_kernel =
-      need_weight ? at::zeros({split.items, groups, out_per_group, width}, input.options())
+  // One weight-gradient partial per thread, summed in thread order. at::parallel_for hands
+  // thread t the same range of tasks on every call with the same thread count, so the sum
+  // is the same on every run (a partial per task would cost a zero fill and a sum of
+  // batch x weight-sized buffers, which shows at DSNet's 16 x 16 maps).
+  at::Tensor thread_grad_kernel =
+      need_weight ? at::zeros({std::max<int64_t>(1, at::get_num_threads()), groups,
+                               out_per_group, width},
+                              input.options())
                   : nothing;
   const at::TensorOptions options = input.options();
   at::Tensor grad_input;
@@ -581,11 +596,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cpu(
       }
     };
     // grad_kernel[o, j] += sum_l grad_out[o, l] * columns[l, j].
-    auto columns_done = [&](int64_t item, int64_t b, int64_t begin, int64_t end,
-                            scalar_t* columns) {
+    auto columns_done = [&](int64_t b, int64_t begin, int64_t end, scalar_t* columns) {
       const int64_t length = end - begin;
+      const at::Tensor partial = thread_grad_kernel[at::get_thread_num()];
       for (int64_t gr = 0; gr < groups; ++gr) {
-        task_grad_kernel[item][gr].addmm_(
+        partial[gr].addmm_(
             grad_out(b, gr, begin, end),
             matrix(columns + gr * length * width, length, width, width, options));
       }
@@ -595,7 +610,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cpu(
                                            width, columns_gradient, columns_done, nothing);
   });
   const at::Tensor grad_weight =
-      need_weight ? task_grad_kernel.sum(0)
+      need_weight ? thread_grad_kernel.sum(0)
                         .view({out_channels, g.kernel_h, g.kernel_w, -1})
                         .permute({0, 3, 1, 2})
                         .contiguous()
@@ -631,15 +646,14 @@ at::Tensor sample_points_cpu(const at::Tensor& input_, const at::Tensor& offset_
                                                               image_scratch, cached);
         const ImageReads<scalar_t> reads{g, 1, runs, offset[b].data_ptr<scalar_t>(), nullptr};
         scalar_t* out_b = output[b].data_ptr<scalar_t>();
-        for (int64_t begin = split.begin(item); begin < split.end(item); begin += tile) {
-          const int64_t end = std::min(split.end(item), begin + tile);
+        for_each_tile(split.begin(item), split.end(item), tile, [&](int64_t begin, int64_t end) {
           read_positions(reads, image, {columns_data, nullptr, nullptr, nullptr, nullptr}, begin, end);
           for (int64_t point = 0; point < points; ++point) {
             blocked_transpose(columns_data + point * channels, points * channels,
                               out_b + point * positions + begin, points * positions,
                               end - begin, channels);
           }
-        }
+        });
       }
     });
   });
@@ -681,7 +695,7 @@ std::tuple<at::Tensor, at::Tensor> sample_points_backward_cpu(const at::Tensor& 
                           end - begin);
       }
     };
-    auto no_columns = [](int64_t, int64_t, int64_t, int64_t, scalar_t*) {};
+    auto no_columns = [](int64_t, int64_t, int64_t, scalar_t*) {};
     grad_input = backward_passes<scalar_t>(input, g, 1, offset, at::Tensor(), need_input,
                                            need_offset, false, grad_offset, nothing,
                                            points * channels, columns_gradient, no_columns,
