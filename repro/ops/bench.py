@@ -287,6 +287,105 @@ def run_benchmark(
     return rows
 
 
+PROFILE_STEPS: tuple[tuple[str, str], ...] = (
+    ("gather (bilinear columns)", "forward with one output channel: the gather alone"),
+    ("forward GEMM", "forward minus the gather"),
+    ("column-gradient GEMM", "W^T * grad_out: input-gradient backward minus its scatter"),
+    ("scatter (col2im)", "input-gradient backward with one output channel"),
+    ("offset gradient pass", "offset-gradient backward with one output channel (re-gather)"),
+    ("weight GEMM", "weight-gradient backward minus its re-gather"),
+    ("re-gather for the weight", "weight-gradient backward with one output channel"),
+    ("backward, all passes fused", "the backward the op runs: the passes share each read"),
+    ("F.conv2d forward", "the dense convolution of the same shape"),
+    ("F.conv2d backward", "aten.convolution_backward (input and weight gradients)"),
+)
+"""Steps of :func:`profile_conv`, with how each is measured."""
+
+
+def profile_conv(case: BenchCase, device: torch.device, repeats: int) -> dict[str, float]:
+    """Milliseconds per step of the sampling convolution's forward and backward.
+
+    The compiled ops are called directly (no autograd), asking the backward for one gradient
+    at a time (``output_mask``); a call with a one-channel weight costs the gathers and
+    scatters but next to nothing in its GEMMs, so differences between a call and its
+    one-channel twin give the GEMMs. Medians over ``repeats`` rounds timed side by side.
+    The separate passes add up to more than the fused backward, which shares each read's
+    corners between the re-gather, the offset gradient and the scatter.
+    """
+    generator = torch.Generator().manual_seed(0)
+
+    def tensor(*shape: int, scale: float = 1.0) -> torch.Tensor:
+        return (torch.randn(*shape, generator=generator) * scale).to(device)
+
+    k, channels = case.kernel, case.channels
+    x = tensor(case.batch, channels, case.height, case.width)
+    offset = tensor(case.batch, 2 * k * k, case.height, case.width, scale=2.0)
+    weights = {"full": tensor(channels, channels, k, k, scale=0.05)}
+    weights["one"] = weights["full"][:1].contiguous()
+    grads = {"full": tensor(case.batch, channels, case.height, case.width)}
+    grads["one"] = grads["full"][:, :1].contiguous()
+    hyper = (1, 1, k // 2, k // 2, 1, 1, 1, 1)
+    ops = torch.ops.repro
+
+    def forward(width: str) -> Callable[[], object]:
+        return lambda: ops.dynamic_sampling_conv2d(x, offset, weights[width], None, None, *hyper)
+
+    def backward(width: str, mask: list[bool]) -> Callable[[], object]:
+        return lambda: ops.dynamic_sampling_conv2d_backward(
+            grads[width], x, offset, weights[width], None, *hyper, mask
+        )
+
+    calls = {
+        "forward": forward("full"),
+        "forward_one": forward("one"),
+        "input": backward("full", [True, False, False]),
+        "input_one": backward("one", [True, False, False]),
+        "offset_one": backward("one", [False, True, False]),
+        "weight": backward("full", [False, False, True]),
+        "weight_one": backward("one", [False, False, True]),
+        "all": backward("full", [True, case.offset_grad, True]),
+        "conv_forward": lambda: F.conv2d(x, weights["full"], padding=k // 2),
+        "conv_backward": lambda: torch.ops.aten.convolution_backward(
+            grads["full"],
+            x,
+            weights["full"],
+            None,
+            [1, 1],
+            [k // 2] * 2,
+            [1, 1],
+            False,
+            [0, 0],
+            1,
+            [True, True, False],
+        ),
+    }
+    times = {name: [] for name in calls}
+    names = list(calls)
+    for round_index in range(DEFAULT_WARMUPS + repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            _synchronize(device)
+            start = time.perf_counter()
+            calls[name]()
+            _synchronize(device)
+            if round_index >= DEFAULT_WARMUPS:
+                times[name].append(time.perf_counter() - start)
+    ms = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+    values = (
+        ms["forward_one"],
+        ms["forward"] - ms["forward_one"],
+        ms["input"] - ms["input_one"],
+        ms["input_one"],
+        ms["offset_one"],
+        ms["weight"] - ms["weight_one"],
+        ms["weight_one"],
+        ms["all"],
+        ms["conv_forward"],
+        ms["conv_backward"],
+    )
+    return {step: value for (step, _), value in zip(PROFILE_STEPS, values, strict=True)}
+
+
 RATIO_COLUMNS = {
     "forward_vs_baseline": "fwd_vs_baseline",
     "forward_backward_vs_baseline": "fb_vs_baseline",
@@ -416,6 +515,15 @@ def target_checks(table):
     return pd.DataFrame(checks, columns=["case", "target", "required", "measured", "spread", "met"])
 
 
+def profile_table(profile: dict[str, dict[str, float]]):
+    """The per-step profile as a ``pandas.DataFrame``: one row per step, one column per case
+    (milliseconds), in the order of :data:`PROFILE_STEPS`."""
+    import pandas as pd
+
+    table = pd.DataFrame(profile)
+    return table.reindex([step for step, _ in PROFILE_STEPS if step in table.index])
+
+
 def format_table(rows: list[dict[str, object]]) -> str:
     """The rows as text: medians, peak memory and fwd+bwd / baseline per round."""
     header = (
@@ -448,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (CPU)")
     parser.add_argument("--cases", nargs="*", default=None, help="subset of case names")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="skip the per-step profile of the convolution"
+    )
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
     parser.add_argument("--note", default="", help="free text stored with the results")
     parser.add_argument("--memory-probe", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
@@ -474,6 +585,15 @@ def main(argv: list[str] | None = None) -> int:
     cases = [by_name[name] for name in args.cases] if args.cases else list(CASES)
     load_before = os.getloadavg()
     rows = run_benchmark(cases, device, args.repeats, args.threads, not args.no_memory)
+    profile = (
+        {}
+        if args.no_profile
+        else {
+            case.name: profile_conv(case, device, args.repeats)
+            for case in cases
+            if case.kind == "conv"
+        }
+    )
     result = {
         "machine": machine_description(device, args.threads),
         "repeats": args.repeats,
@@ -487,11 +607,15 @@ def main(argv: list[str] | None = None) -> int:
         # Other jobs on the machine shift every time: the load average says whether there were.
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
         "results": rows,
+        "profile": profile,
+        "profile_steps": dict(PROFILE_STEPS),
     }
     args.output_dir.mkdir(parents=True, exist_ok=True)
     path = args.output_dir / f"ops_{device.type}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(format_table(rows))
+    if profile:
+        print(profile_table(profile).to_string())
     print(f"written {path}")
     return 0
 

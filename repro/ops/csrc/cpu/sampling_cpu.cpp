@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <vector>
 
 #include "../sampling_geometry.h"
@@ -32,8 +33,11 @@
 // the best one the CPU has, so the extension stays portable without -march=native.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define REPRO_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define REPRO_AVX512_TRANSPOSE 1
+#include <immintrin.h>
 #else
 #define REPRO_VECTOR_CLONES
+#define REPRO_AVX512_TRANSPOSE 0
 #endif
 
 namespace repro {
@@ -256,13 +260,85 @@ REPRO_VECTOR_CLONES void read_positions(const ImageReads<scalar_t>& reads,
   }
 }
 
+#if REPRO_AVX512_TRANSPOSE
+// The 16 x 16 float block at `source` (row stride source_stride) transposed into
+// `destination`: 16 row loads, four rounds of in-register shuffles, 16 row stores. A compiler
+// turns the element-wise loop into scalar moves; this is several times faster, and the
+// transposes are most of point sampling's time (measured with perf: 27% of its forward,
+// against 11% for the bilinear reads).
+__attribute__((target("avx512f"))) inline void transpose_16x16(const float* source,
+                                                                int64_t source_stride,
+                                                                float* destination,
+                                                                int64_t destination_stride) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(source + i * source_stride);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int half = 0; half < 16; half += 8) {
+    for (int i = 0; i < 4; ++i) {
+      t[half + i] = _mm512_shuffle_f32x4(r[half + i], r[half + i + 4], 0x88);
+      t[half + i + 4] = _mm512_shuffle_f32x4(r[half + i], r[half + i + 4], 0xdd);
+    }
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(destination + i * destination_stride, r[i]);
+}
+
+__attribute__((target("avx512f"))) void transpose_avx512(const float* source,
+                                                          int64_t source_stride,
+                                                          float* destination,
+                                                          int64_t destination_stride,
+                                                          int64_t rows, int64_t cols) {
+  const int64_t full_rows = rows - rows % 16, full_cols = cols - cols % 16;
+  // Destination rows outer: each of the 16 destination rows a block writes then grows
+  // sequentially, where point sampling's output rows lie a megabyte apart.
+  for (int64_t j = 0; j < full_cols; j += 16) {
+    for (int64_t i = 0; i < full_rows; i += 16) {
+      transpose_16x16(source + i * source_stride + j, source_stride,
+                      destination + j * destination_stride + i, destination_stride);
+    }
+  }
+  // The edges (fewer than 16 rows or columns) element by element.
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = full_cols; j < cols; ++j) {
+      destination[j * destination_stride + i] = source[i * source_stride + j];
+    }
+  }
+  for (int64_t i = full_rows; i < rows; ++i) {
+    for (int64_t j = 0; j < full_cols; ++j) {
+      destination[j * destination_stride + i] = source[i * source_stride + j];
+    }
+  }
+}
+#endif
+
 // destination[j * destination_stride + i] = source[i * source_stride + j] for i < rows,
-// j < cols, in 16 x 64 blocks so both sides stay in cache (ATen's permuted copy is several
-// times slower for these [L, C] <-> [C, L] transposes). Sequential: callers run it inside
-// their own parallel task.
+// j < cols: in 16 x 16 register blocks for float32 on CPUs with AVX-512, else in 16 x 64
+// blocks so both sides stay in cache (ATen's permuted copy is several times slower for these
+// [L, C] <-> [C, L] transposes). Sequential: callers run it inside their own parallel task.
 template <typename scalar_t>
 void blocked_transpose(const scalar_t* source, int64_t source_stride, scalar_t* destination,
                        int64_t destination_stride, int64_t rows, int64_t cols) {
+#if REPRO_AVX512_TRANSPOSE
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    static const bool has_avx512 = __builtin_cpu_supports("avx512f");
+    if (has_avx512) {
+      transpose_avx512(source, source_stride, destination, destination_stride, rows, cols);
+      return;
+    }
+  }
+#endif
   constexpr int64_t kRowBlock = 64;
   constexpr int64_t kColBlock = 16;
   for (int64_t j_begin = 0; j_begin < cols; j_begin += kColBlock) {
