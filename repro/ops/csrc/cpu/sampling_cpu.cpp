@@ -199,8 +199,9 @@ struct ReadPassOutputs {
 //   grad_mask[g, k, l]     = sum_c grad_columns[c, k, l] * bilinear(input[c])
 //   grad_input_cl[index_n, c] += m * w_n * grad_columns[c, k, l]
 // A task owns its grad_input buffer and walks its reads in a fixed order, so the input
-// gradient's sums are deterministic.
-template <typename scalar_t>
+// gradient's sums are deterministic. kBackward = false compiles the forward gather alone
+// (only `columns`): without the gradient branches its loop keeps its values in registers.
+template <bool kBackward, typename scalar_t>
 REPRO_VECTOR_CLONES void read_positions(const ImageReads<scalar_t>& reads,
                                         const scalar_t* input_cl,
                                         const ReadPassOutputs<scalar_t>& out, int64_t begin,
@@ -232,6 +233,12 @@ REPRO_VECTOR_CLONES void read_positions(const ImageReads<scalar_t>& reads,
             for (int n = 0; n < 4; ++n) {
               corner[n] = input_cl + c.index[n] * g.channels + run.begin;
             }
+            if constexpr (!kBackward) {
+              bilinear_run(out.columns + at, corner[0], corner[1], corner[2], corner[3],
+                           m * c.weight[0], m * c.weight[1], m * c.weight[2], m * c.weight[3],
+                           channels);
+              continue;
+            }
             if (out.grad_offset != nullptr && out.columns != nullptr) {
               read_gradient_run<true>(out.grad_columns + at, corner[0], corner[1], corner[2],
                                       corner[3], c, m, out.columns + at, channels, sums);
@@ -252,7 +259,7 @@ REPRO_VECTOR_CLONES void read_positions(const ImageReads<scalar_t>& reads,
                        out.grad_columns + at, m * c.weight[n], channels);
             }
           }
-          if (out.grad_offset == nullptr) continue;
+          if (!kBackward || out.grad_offset == nullptr) continue;
           const int64_t offset_y = (group * 2 * g.taps() + 2 * tap) * positions + position;
           out.grad_offset[offset_y] = m * sums[0];
           out.grad_offset[offset_y + positions] = m * sums[1];
@@ -510,7 +517,8 @@ at::Tensor conv_forward_cpu(const at::Tensor& input_, const at::Tensor& offset_,
         scalar_t* out_b = output.data_ptr<scalar_t>() + b * out_channels * positions;
         for_each_tile(split.begin(item), split.end(item), tile, [&](int64_t begin, int64_t end) {
           const int64_t length = end - begin;
-          read_positions(reads, image, {columns_data, nullptr, nullptr, nullptr, nullptr}, begin, end);
+          read_positions<false>(reads, image, {columns_data, nullptr, nullptr, nullptr, nullptr},
+                                begin, end);
           for (int64_t gr = 0; gr < groups; ++gr) {
             // out[o, l] = sum_j kernel[o, j] * columns[l, j] over the tile's positions.
             at::Tensor out = matrix(out_b + (gr * out_per_group) * positions + begin,
@@ -589,7 +597,7 @@ at::Tensor backward_passes(const at::Tensor& input, const SamplingGeometry& g, i
       }
       for_each_tile(split.begin(item), split.end(item), tile, [&](int64_t begin, int64_t end) {
         if (need_grad_columns) columns_gradient(b, begin, end, grad_columns.data_ptr<scalar_t>());
-        read_positions(reads, image,
+        read_positions<true>(reads, image,
                        {need_columns ? columns.data_ptr<scalar_t>() : nullptr,
                         need_grad_columns ? grad_columns.data_ptr<scalar_t>() : nullptr,
                         need_offset ? grad_offset[b].data_ptr<scalar_t>() : nullptr,
@@ -729,7 +737,8 @@ at::Tensor sample_points_cpu(const at::Tensor& input_, const at::Tensor& offset_
         const ImageReads<scalar_t> reads{g, 1, runs, offset[b].data_ptr<scalar_t>(), nullptr};
         scalar_t* out_b = output[b].data_ptr<scalar_t>();
         for_each_tile(split.begin(item), split.end(item), tile, [&](int64_t begin, int64_t end) {
-          read_positions(reads, image, {columns_data, nullptr, nullptr, nullptr, nullptr}, begin, end);
+          read_positions<false>(reads, image, {columns_data, nullptr, nullptr, nullptr, nullptr},
+                                begin, end);
           for (int64_t point = 0; point < points; ++point) {
             blocked_transpose(columns_data + point * channels, points * channels,
                               out_b + point * positions + begin, points * positions,
