@@ -158,3 +158,33 @@ def test_book_page_shows_the_spread_of_each_ratio(tmp_path):
         f"{spread['median']:.2f} [{spread['min']:.2f}–{spread['max']:.2f}]"
     )
     assert view.loc["conv2d", "fwd+bwd ÷ baseline, median [min–max]"] == "1.00"
+
+
+def test_profile_steps_and_the_page_section():
+    from repro.site.pages import _profile_section
+
+    case = bench.BenchCase("conv_tiny", "conv", 1, 4, 8, 8)
+    profile = bench.profile_conv(case, torch.device("cpu"), repeats=2)
+    assert list(profile) == [step for step, _ in bench.PROFILE_STEPS]
+    assert all(profile[step] > 0 for step in ("gather (bilinear columns)", "F.conv2d forward"))
+    meta = {"profile": {case.name: profile}, "profile_steps": dict(bench.PROFILE_STEPS)}
+    text = "\n".join(_profile_section(meta))
+    assert "Where the time goes" in text and "scatter (col2im)" in text and "conv_tiny" in text
+    assert _profile_section({}) == []
+
+
+def test_command_writes_ratios_spreads_profile_and_load(tmp_path, monkeypatch, capsys):
+    tiny = (
+        bench.BenchCase("conv_tiny", "conv", 1, 2, 6, 6),
+        bench.BenchCase("points_tiny", "points", 1, 2, 6, 6, points=3),
+    )
+    monkeypatch.setattr(bench, "CASES", tiny)
+    argv = ["--device", "cpu", "--repeats", "2", "--threads", "1", "--no-memory"]
+    assert bench.main([*argv, "--output-dir", str(tmp_path), "--note", "loaded"]) == 0
+    data = json.loads((tmp_path / "ops_cpu.json").read_text())
+    assert data["note"] == "loaded" and len(data["load_average"]["before"]) == 3
+    assert set(data["profile"]) == {"conv_tiny"}  # the convolution only
+    for row in data["results"]:
+        assert len(row["forward_ms_rounds"]) == len(row["forward_backward_ms_rounds"]) == 2
+        assert set(row["forward_backward_vs_baseline"]) == {"median", "min", "max"}
+    assert "× conv2d" in capsys.readouterr().out

@@ -697,6 +697,25 @@ def _bench_view(table: pd.DataFrame) -> pd.DataFrame:
     return view[[c for c in columns if c in view.columns]].round(2)
 
 
+def _profile_section(meta: dict) -> list[str]:
+    """ "Where the time goes": the per-step profile of a benchmark JSON (empty without one)."""
+    profile = meta.get("profile")
+    if not profile:
+        return []
+    from repro.ops.bench import profile_table
+
+    steps = meta.get("profile_steps", {})
+    table = profile_table(profile).round(2).reset_index(names="step (ms)")
+    table.insert(1, "measured as", [steps.get(step, "") for step in table["step (ms)"]])
+    return [
+        "\nWhere the time goes (`repro bench ops`' profile of the convolution, medians over "
+        "rounds, milliseconds). The steps are measured apart, so the gather, offset-gradient "
+        "and scatter passes add up to more than the fused backward that shares each read "
+        "between them:\n",
+        markdown_table(table),
+    ]
+
+
 def _complexity_view(table: pd.DataFrame) -> pd.DataFrame:
     view = table.reset_index().rename(
         columns={
@@ -768,6 +787,7 @@ def extra_pages(generated: Path) -> list[str]:
                 parts.append(markdown_table(checks))
                 parts.append("\nEvery case:\n")
             parts.append(markdown_table(_bench_view(table)))
+            parts.extend(_profile_section(meta))
         if not any("cuda" in p.stem for p in bench):
             parts.append(
                 "\nNo GPU figure exists yet: no GPU was available to this project. "
