@@ -273,6 +273,10 @@ REPRO_VECTOR_CLONES void read_positions(const ImageReads<scalar_t>& reads,
 }
 
 #if REPRO_AVX512_TRANSPOSE
+// GCC 12's avx512fintrin.h warns of its own _mm512_undefined_ps (GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // The 16 x 16 float block at `source` (row stride source_stride) transposed into
 // `destination`: 16 row loads, four rounds of in-register shuffles, 16 row stores. A compiler
 // turns the element-wise loop into scalar moves; this is several times faster, and the
@@ -333,6 +337,7 @@ __attribute__((target("avx512f"))) void transpose_avx512(const float* source,
     }
   }
 }
+#pragma GCC diagnostic pop
 #endif
 
 // destination[j * destination_stride + i] = source[i * source_stride + j] for i < rows,
@@ -469,6 +474,38 @@ at::Tensor weight_as_matrix(const at::Tensor& weight, int64_t groups) {
   return weight.permute({0, 2, 3, 1}).contiguous().view({groups, out_per_group, -1});
 }
 
+// The forward of both ops: each task gathers its tiles' columns (`width` = K * C/groups
+// per position and group) and hands each tile to `consume(image, begin, end, columns)`: the
+// GEMMs for the convolution, a transpose into the output for point sampling.
+template <typename scalar_t, typename Consume>
+void forward_passes(const at::Tensor& input, const SamplingGeometry& g, int64_t groups,
+                    const at::Tensor& offset, const at::Tensor& mask, int64_t width,
+                    const Consume& consume) {
+  const bool input_cl = is_channels_last(input);
+  const int64_t tile = tile_positions(groups * width, g.positions());
+  const WorkSplit split = split_work(input.size(0), g.positions());
+  const std::vector<ChannelRun> runs = channel_runs(g, groups);
+  at::parallel_for(0, split.items, 1, [&](int64_t first, int64_t last) {
+    const BelowAutograd below_autograd;
+    at::Tensor image_scratch;
+    int64_t cached = -1;
+    at::Tensor columns = at::empty({groups * tile * width}, input.options());
+    scalar_t* columns_data = columns.data_ptr<scalar_t>();
+    for (int64_t item = first; item < last; ++item) {
+      const int64_t b = split.image(item);
+      const scalar_t* image =
+          image_channels_last<scalar_t>(input, input_cl, b, image_scratch, cached);
+      const ImageReads<scalar_t> reads{g, groups, runs, offset[b].data_ptr<scalar_t>(),
+                                       mask.defined() ? mask[b].data_ptr<scalar_t>() : nullptr};
+      for_each_tile(split.begin(item), split.end(item), tile, [&](int64_t begin, int64_t end) {
+        read_positions<false>(reads, image, {columns_data, nullptr, nullptr, nullptr, nullptr},
+                              begin, end);
+        consume(b, begin, end, columns_data);
+      });
+    }
+  });
+}
+
 at::Tensor conv_forward_cpu(const at::Tensor& input_, const at::Tensor& offset_,
                             const at::Tensor& weight_, const std::optional<at::Tensor>& bias_,
                             const std::optional<at::Tensor>& mask_, int64_t stride_h,
@@ -479,10 +516,8 @@ at::Tensor conv_forward_cpu(const at::Tensor& input_, const at::Tensor& offset_,
                     dilation_h, dilation_w, groups, offset_groups);
   check_cpu_floating(input_);
   const at::Tensor input = readable_input(input_);
-  const bool input_cl = is_channels_last(input);
   const at::Tensor offset = offset_.contiguous();
-  const bool has_mask = mask_.has_value();
-  const at::Tensor mask = has_mask ? mask_->contiguous() : at::Tensor();
+  const at::Tensor mask = mask_.has_value() ? mask_->contiguous() : at::Tensor();
   const int64_t batch = input.size(0);
   const int64_t out_channels = weight_.size(0);
   const int64_t positions = g.positions();
@@ -498,43 +533,25 @@ at::Tensor conv_forward_cpu(const at::Tensor& input_, const at::Tensor& offset_,
   const int64_t out_per_group = out_channels / groups;
   const at::Tensor kernel = weight_as_matrix(weight_, groups);
   const int64_t width = kernel.size(2);  // K * C/groups
-  const int64_t tile = tile_positions(groups * width, positions);
-  const WorkSplit split = split_work(batch, positions);
-  const std::vector<ChannelRun> runs = channel_runs(g, groups);
+  const at::TensorOptions options = input.options();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "dynamic_sampling_conv2d_cpu", [&] {
-    at::parallel_for(0, split.items, 1, [&](int64_t first, int64_t last) {
-      const BelowAutograd below_autograd;
-      at::Tensor image_scratch;
-      int64_t cached = -1;
-      at::Tensor columns = at::empty({groups * tile * width}, input.options());
-      scalar_t* columns_data = columns.data_ptr<scalar_t>();
-      for (int64_t item = first; item < last; ++item) {
-        const int64_t b = split.image(item);
-        const scalar_t* image = image_channels_last<scalar_t>(input, input_cl, b,
-                                                              image_scratch, cached);
-        const ImageReads<scalar_t> reads{g, groups, runs, offset[b].data_ptr<scalar_t>(),
-                                         has_mask ? mask[b].data_ptr<scalar_t>() : nullptr};
-        scalar_t* out_b = output.data_ptr<scalar_t>() + b * out_channels * positions;
-        for_each_tile(split.begin(item), split.end(item), tile, [&](int64_t begin, int64_t end) {
-          const int64_t length = end - begin;
-          read_positions<false>(reads, image, {columns_data, nullptr, nullptr, nullptr, nullptr},
-                                begin, end);
-          for (int64_t gr = 0; gr < groups; ++gr) {
-            // out[o, l] = sum_j kernel[o, j] * columns[l, j] over the tile's positions.
-            at::Tensor out = matrix(out_b + (gr * out_per_group) * positions + begin,
-                                    out_per_group, length, positions, input.options());
-            const at::Tensor cols =
-                matrix(columns_data + gr * length * width, length, width, width, input.options());
-            if (bias.defined()) {
-              at::addmm_out(out, bias.narrow(0, gr * out_per_group, out_per_group), kernel[gr],
-                            cols.t());
-            } else {
-              at::mm_out(out, kernel[gr], cols.t());
-            }
-          }
-        });
+    // out[o, l] = sum_j kernel[o, j] * columns[l, j] over the tile's positions.
+    auto multiply = [&](int64_t b, int64_t begin, int64_t end, scalar_t* columns) {
+      const int64_t length = end - begin;
+      scalar_t* out_b = output.data_ptr<scalar_t>() + b * out_channels * positions;
+      for (int64_t gr = 0; gr < groups; ++gr) {
+        at::Tensor out = matrix(out_b + (gr * out_per_group) * positions + begin, out_per_group,
+                                length, positions, options);
+        const at::Tensor cols = matrix(columns + gr * length * width, length, width, width, options);
+        if (bias.defined()) {
+          at::addmm_out(out, bias.narrow(0, gr * out_per_group, out_per_group), kernel[gr],
+                        cols.t());
+        } else {
+          at::mm_out(out, kernel[gr], cols.t());
+        }
       }
-    });
+    };
+    forward_passes<scalar_t>(input, g, groups, offset, mask, width, multiply);
   });
   return output;
 }
@@ -657,7 +674,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cpu(
   }
   const at::Tensor kernel = weight_as_matrix(weight_, groups);
   const int64_t width = kernel.size(2);
-  const WorkSplit split = split_work(batch, positions);
   // One weight-gradient partial per thread, summed in thread order. at::parallel_for hands
   // thread t the same range of tasks on every call with the same thread count, so the sum
   // is the same on every run (a partial per task would cost a zero fill and a sum of
@@ -713,40 +729,22 @@ at::Tensor sample_points_cpu(const at::Tensor& input_, const at::Tensor& offset_
   const SamplingGeometry g = point_geometry(input_, offset_, offset_groups);
   check_cpu_floating(input_);
   const at::Tensor input = readable_input(input_);
-  const bool input_cl = is_channels_last(input);
   const at::Tensor offset = offset_.contiguous();
   const int64_t batch = input.size(0);
   const int64_t points = g.taps(), positions = g.positions(), channels = g.channels;
   at::Tensor output = at::empty({batch, channels, points, g.height, g.width}, input.options());
   if (batch == 0) return output;
-  const int64_t tile = tile_positions(points * channels, positions);
-  const WorkSplit split = split_work(batch, positions);
-  const std::vector<ChannelRun> runs = channel_runs(g, 1);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "sample_points_cpu", [&] {
-    at::parallel_for(0, split.items, 1, [&](int64_t first, int64_t last) {
-      const BelowAutograd below_autograd;
-      at::Tensor image_scratch;
-      int64_t cached = -1;
-      // A tile [length, P, C], transposed into the [C, P, H*W] output point by point.
-      at::Tensor columns = at::empty({tile * points * channels}, input.options());
-      scalar_t* columns_data = columns.data_ptr<scalar_t>();
-      for (int64_t item = first; item < last; ++item) {
-        const int64_t b = split.image(item);
-        const scalar_t* image = image_channels_last<scalar_t>(input, input_cl, b,
-                                                              image_scratch, cached);
-        const ImageReads<scalar_t> reads{g, 1, runs, offset[b].data_ptr<scalar_t>(), nullptr};
-        scalar_t* out_b = output[b].data_ptr<scalar_t>();
-        for_each_tile(split.begin(item), split.end(item), tile, [&](int64_t begin, int64_t end) {
-          read_positions<false>(reads, image, {columns_data, nullptr, nullptr, nullptr, nullptr},
-                                begin, end);
-          for (int64_t point = 0; point < points; ++point) {
-            blocked_transpose(columns_data + point * channels, points * channels,
-                              out_b + point * positions + begin, points * positions,
-                              end - begin, channels);
-          }
-        });
+    // A tile [length, P, C], transposed into the [C, P, H*W] output point by point.
+    auto transpose = [&](int64_t b, int64_t begin, int64_t end, scalar_t* columns) {
+      scalar_t* out_b = output[b].data_ptr<scalar_t>();
+      for (int64_t point = 0; point < points; ++point) {
+        blocked_transpose(columns + point * channels, points * channels,
+                          out_b + point * positions + begin, points * positions, end - begin,
+                          channels);
       }
-    });
+    };
+    forward_passes<scalar_t>(input, g, 1, offset, at::Tensor(), points * channels, transpose);
   });
   return output;
 }
