@@ -14,15 +14,16 @@
 // transpose); one pass over the reads computes each read's corners once and from them
 // gathers the columns again (if the weight gradient is needed), takes the offset and mask
 // gradients (if needed) and scatters grad_columns into the task's own grad_input buffer (if
-// needed); grad_weight += grad_output * columns (GEMM) into the thread's partial. Partials
-// are summed in a fixed order, so the gradients are the same on every run (for a given
-// thread count).
+// needed); grad_weight += grad_output * columns (GEMM) into the task's partial. Partials
+// are summed in task order, so the gradients are the same on every run, whatever the thread
+// count.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <type_traits>
 #include <vector>
 
@@ -374,8 +375,9 @@ void blocked_transpose(const scalar_t* source, int64_t source_stride, scalar_t* 
 // --- Work split --------------------------------------------------------------------------
 //
 // Every op runs ONE parallel region whose tasks are whole images (or, with fewer images than
-// threads, a few position ranges of each image): a task gathers, multiplies and scatters its
-// positions tile by tile on one thread. Compared with a parallel region per pass and image,
+// threads, a few position ranges of each image), taken one at a time by whichever thread is
+// free (run_tasks): a task gathers, multiplies and scatters its positions tile by tile on one
+// thread. Compared with a parallel region per pass and image,
 // this keeps each tile's columns in that core's L2 cache between the gather and the GEMMs,
 // and leaves one fork/join per call instead of several per image, which matters on a loaded
 // machine, where every join waits for the slowest thread.
@@ -449,6 +451,26 @@ bool is_channels_last(const at::Tensor& input) {
 // the op's own thread does.
 using BelowAutograd = at::AutoDispatchBelowADInplaceOrView;
 
+// Runs worker(take) once on each intra-op thread; take() hands out the tasks 0 .. items - 1,
+// the next one to whichever thread asks first, and -1 when none is left. On a shared machine
+// the OS preempts threads for milliseconds: with a static split the call then waits for the
+// preempted thread's whole share, with tasks taken one at a time only for the task it holds.
+// Nothing a task computes depends on which thread runs it, so the results do not either.
+template <typename Worker>
+void run_tasks(int64_t items, const Worker& worker) {
+  std::atomic<int64_t> next{0};
+  auto take = [&next, items]() -> int64_t {
+    const int64_t item = next.fetch_add(1, std::memory_order_relaxed);
+    return item < items ? item : -1;
+  };
+  const int64_t threads = std::min<int64_t>(items, std::max<int64_t>(1, at::get_num_threads()));
+  // One index per thread; run inline (one call, all tasks) inside another parallel region.
+  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
+    const BelowAutograd below_autograd;
+    worker(take);
+  });
+}
+
 // A [rows, cols] matrix at `data` with row stride `stride`, as a tensor (no copy).
 template <typename scalar_t>
 at::Tensor matrix(scalar_t* data, int64_t rows, int64_t cols, int64_t stride,
@@ -485,13 +507,12 @@ void forward_passes(const at::Tensor& input, const SamplingGeometry& g, int64_t 
   const int64_t tile = tile_positions(groups * width, g.positions());
   const WorkSplit split = split_work(input.size(0), g.positions());
   const std::vector<ChannelRun> runs = channel_runs(g, groups);
-  at::parallel_for(0, split.items, 1, [&](int64_t first, int64_t last) {
-    const BelowAutograd below_autograd;
+  run_tasks(split.items, [&](const auto& take) {
     at::Tensor image_scratch;
     int64_t cached = -1;
     at::Tensor columns = at::empty({groups * tile * width}, input.options());
     scalar_t* columns_data = columns.data_ptr<scalar_t>();
-    for (int64_t item = first; item < last; ++item) {
+    for (int64_t item = take(); item >= 0; item = take()) {
       const int64_t b = split.image(item);
       const scalar_t* image =
           image_channels_last<scalar_t>(input, input_cl, b, image_scratch, cached);
@@ -559,8 +580,8 @@ at::Tensor conv_forward_cpu(const at::Tensor& input_, const at::Tensor& offset_,
 // The backward of both ops: for each task's tiles, fill `grad_columns` (`columns_gradient`:
 // a GEMM for the convolution, a transpose for point sampling), then the read pass (offset and
 // mask gradients, and the columns if `columns_done` wants them) and the scatter into the
-// input gradient. `columns_done(image, begin, end, columns)` consumes the columns (the
-// weight gradient's GEMM, into the calling thread's partial). Returns grad_input in input's memory format, or `nothing`.
+// input gradient. `columns_done(item, image, begin, end, columns, first)` consumes the
+// columns (the weight gradient's GEMM into the task's partial; `first`: the task's first tile). Returns grad_input in input's memory format, or `nothing`.
 template <typename scalar_t, typename ColumnsGradient, typename ColumnsDone>
 at::Tensor backward_passes(const at::Tensor& input, const SamplingGeometry& g, int64_t groups,
                            const at::Tensor& offset, const at::Tensor& mask, bool need_input,
@@ -588,8 +609,7 @@ at::Tensor backward_passes(const at::Tensor& input, const SamplingGeometry& g, i
       need_input && !in_place && split.chunks > 1
           ? at::zeros({split.items, plane * g.channels}, input.options())
           : nothing;
-  at::parallel_for(0, split.items, 1, [&](int64_t first, int64_t last) {
-    const BelowAutograd below_autograd;
+  run_tasks(split.items, [&](const auto& take) {
     at::Tensor image_scratch;
     int64_t cached = -1;
     const int64_t tile_size = groups * tile * width;
@@ -599,7 +619,7 @@ at::Tensor backward_passes(const at::Tensor& input, const SamplingGeometry& g, i
     at::Tensor grad_scratch = need_input && !in_place && split.chunks == 1
                                   ? at::empty({plane * g.channels}, input.options())
                                   : nothing;
-    for (int64_t item = first; item < last; ++item) {
+    for (int64_t item = take(); item >= 0; item = take()) {
       const int64_t b = split.image(item);
       const scalar_t* image =
           image_channels_last<scalar_t>(input, input_cl, b, image_scratch, cached);
@@ -621,7 +641,10 @@ at::Tensor backward_passes(const at::Tensor& input, const SamplingGeometry& g, i
                         has_mask && need_offset ? grad_mask[b].data_ptr<scalar_t>() : nullptr,
                         grad_image},
                        begin, end);
-        if (need_columns) columns_done(b, begin, end, columns.data_ptr<scalar_t>());
+        if (need_columns) {
+          columns_done(item, b, begin, end, columns.data_ptr<scalar_t>(),
+                       begin == split.begin(item));
+        }
       });
       if (need_input && !in_place && split.chunks == 1) {
         blocked_transpose(grad_image, g.channels, grad_input[b].data_ptr<scalar_t>(), plane,
@@ -674,14 +697,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cpu(
   }
   const at::Tensor kernel = weight_as_matrix(weight_, groups);
   const int64_t width = kernel.size(2);
-  // One weight-gradient partial per thread, summed in thread order. at::parallel_for hands
-  // thread t the same range of tasks on every call with the same thread count, so the sum
-  // is the same on every run (a partial per task would cost a zero fill and a sum of
-  // batch x weight-sized buffers, which shows at DSNet's 16 x 16 maps).
-  at::Tensor thread_grad_kernel =
-      need_weight ? at::zeros({std::max<int64_t>(1, at::get_num_threads()), groups,
-                               out_per_group, width},
-                              input.options())
+  // One weight-gradient partial per task, written by its first tile (no zero fill) and summed
+  // in task order: the same gradient whatever thread ran which task, and however many.
+  const WorkSplit split = split_work(batch, positions);
+  at::Tensor task_grad_kernel =
+      need_weight ? at::empty({split.items, groups, out_per_group, width}, input.options())
                   : nothing;
   const at::TensorOptions options = input.options();
   at::Tensor grad_input;
@@ -701,14 +721,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cpu(
         at::mm_out(out, grad_out(b, gr, begin, end).t(), kernel[gr]);
       }
     };
-    // grad_kernel[o, j] += sum_l grad_out[o, l] * columns[l, j].
-    auto columns_done = [&](int64_t b, int64_t begin, int64_t end, scalar_t* columns) {
+    // grad_kernel[o, j] (+)= sum_l grad_out[o, l] * columns[l, j].
+    auto columns_done = [&](int64_t item, int64_t b, int64_t begin, int64_t end,
+                            scalar_t* columns, bool first) {
       const int64_t length = end - begin;
-      const at::Tensor partial = thread_grad_kernel[at::get_thread_num()];
+      const at::Tensor partial = task_grad_kernel[item];
       for (int64_t gr = 0; gr < groups; ++gr) {
-        partial[gr].addmm_(
-            grad_out(b, gr, begin, end),
-            matrix(columns + gr * length * width, length, width, width, options));
+        const at::Tensor cols =
+            matrix(columns + gr * length * width, length, width, width, options);
+        at::Tensor out = partial[gr];
+        if (first) {
+          at::mm_out(out, grad_out(b, gr, begin, end), cols);
+        } else {
+          out.addmm_(grad_out(b, gr, begin, end), cols);
+        }
       }
     };
     grad_input = backward_passes<scalar_t>(input, g, groups, offset, mask, need_input,
@@ -716,7 +742,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cpu(
                                            width, columns_gradient, columns_done, nothing);
   });
   const at::Tensor grad_weight =
-      need_weight ? thread_grad_kernel.sum(0)
+      need_weight ? task_grad_kernel.sum(0)
                         .view({out_channels, g.kernel_h, g.kernel_w, -1})
                         .permute({0, 3, 1, 2})
                         .contiguous()
@@ -784,7 +810,7 @@ std::tuple<at::Tensor, at::Tensor> sample_points_backward_cpu(const at::Tensor& 
                           end - begin);
       }
     };
-    auto no_columns = [](int64_t, int64_t, int64_t, scalar_t*) {};
+    auto no_columns = [](int64_t, int64_t, int64_t, int64_t, scalar_t*, bool) {};
     grad_input = backward_passes<scalar_t>(input, g, 1, offset, at::Tensor(), need_input,
                                            need_offset, false, grad_offset, nothing,
                                            points * channels, columns_gradient, no_columns,
