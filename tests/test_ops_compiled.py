@@ -378,3 +378,17 @@ def test_large_tiles_and_many_channels_match_torchvision():
         rtol=1e-4,
         atol=1e-4,
     )
+
+
+def test_gradients_do_not_depend_on_the_thread_count_for_long_batches():
+    """From four images per thread, a task is an image whatever the thread count, and the
+    per-task weight-gradient partials are added in task order: bit-identical gradients."""
+    case = ConvCase(batch=9, in_channels=8, out_channels=8, height=10, width=10, with_mask=True)
+    runs = []
+    for threads in (1, 2):
+        inputs = make_conv_inputs(case, dtype=torch.float32, seed=35, requires_grad=True)
+        with _with_threads(threads):
+            call_conv(dynamic_sampling_conv2d, inputs, case).square().sum().backward()
+        runs.append([t.grad for t in inputs.values() if t is not None])
+    for first, second in zip(*runs, strict=True):
+        assert torch.equal(first, second)

@@ -15,8 +15,8 @@
 // gathers the columns again (if the weight gradient is needed), takes the offset and mask
 // gradients (if needed) and scatters grad_columns into the task's own grad_input buffer (if
 // needed); grad_weight += grad_output * columns (GEMM) into the task's partial. Partials
-// are summed in task order, so the gradients are the same on every run, whatever the thread
-// count.
+// are summed in task order, so the gradients are the same on every run (and, from 4 images
+// per thread on, whatever the thread count).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -698,7 +698,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward_cpu(
   const at::Tensor kernel = weight_as_matrix(weight_, groups);
   const int64_t width = kernel.size(2);
   // One weight-gradient partial per task, written by its first tile (no zero fill) and summed
-  // in task order: the same gradient whatever thread ran which task, and however many.
+  // in task order: the same gradient whatever thread ran which task (the tasks themselves
+  // depend on the batch and, for short batches, on the thread count: split_work).
   const WorkSplit split = split_work(batch, positions);
   at::Tensor task_grad_kernel =
       need_weight ? at::empty({split.items, groups, out_per_group, width}, input.options())
