@@ -615,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(format_table(rows))
     if profile:
-        print(profile_table(profile).to_string())
+        print(profile_table(profile).round(2).to_string())
     print(f"written {path}")
     return 0
 
