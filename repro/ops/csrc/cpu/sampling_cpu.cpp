@@ -72,11 +72,12 @@ inline void axpy_run(scalar_t* __restrict destination, const scalar_t* __restric
 // One read's contribution to the offset and mask gradients, over a run of channels:
 // sums[0] += sum_i grad[i] * d value_i / dy, sums[1] += ... / dx, sums[2] += grad[i] * value_i,
 // where value_i = sum_n w_n * corner_n[i]; also writes m * value_i to `columns` if kColumns.
+// Without a mask (kMaskGradient false) nothing needs sums[2], and it is not computed.
 // Three sums (not one per corner) keep the horizontal reductions per read few, and each is
 // kept in kLanes (one 512-bit register) partial sums folded by halves at the end: a compiler
 // turns `#pragma omp simd reduction` into a chain of kLanes dependent scalar additions per
 // sum, which cost more than the read itself at 16 channels (measured with perf).
-template <bool kColumns, typename scalar_t>
+template <bool kColumns, bool kMaskGradient, typename scalar_t>
 inline void read_gradient_run(const scalar_t* __restrict grad, const scalar_t* __restrict corner0,
                               const scalar_t* __restrict corner1,
                               const scalar_t* __restrict corner2,
@@ -94,7 +95,7 @@ inline void read_gradient_run(const scalar_t* __restrict grad, const scalar_t* _
     const scalar_t v0 = corner0[i], v1 = corner1[i], v2 = corner2[i], v3 = corner3[i];
     const scalar_t value = w0 * v0 + w1 * v1 + w2 * v2 + w3 * v3;
     if constexpr (kColumns) columns[i] = m * value;
-    sum_value[lane] += grad[i] * value;
+    if constexpr (kMaskGradient) sum_value[lane] += grad[i] * value;
     sum_dy[lane] += grad[i] * (y0 * v0 + y1 * v1 + y2 * v2 + y3 * v3);
     sum_dx[lane] += grad[i] * (x0 * v0 + x1 * v1 + x2 * v2 + x3 * v3);
   };
@@ -107,7 +108,7 @@ inline void read_gradient_run(const scalar_t* __restrict grad, const scalar_t* _
     for (int64_t lane = 0; lane < half; ++lane) {
       sum_dy[lane] += sum_dy[lane + half];
       sum_dx[lane] += sum_dx[lane + half];
-      sum_value[lane] += sum_value[lane + half];
+      if constexpr (kMaskGradient) sum_value[lane] += sum_value[lane + half];
     }
   }
   sums[0] += sum_dy[0];
@@ -240,13 +241,23 @@ REPRO_VECTOR_CLONES void read_positions(const ImageReads<scalar_t>& reads,
                            channels);
               continue;
             }
-            if (out.grad_offset != nullptr && out.columns != nullptr) {
-              read_gradient_run<true>(out.grad_columns + at, corner[0], corner[1], corner[2],
-                                      corner[3], c, m, out.columns + at, channels, sums);
-            } else if (out.grad_offset != nullptr) {
-              read_gradient_run<false>(out.grad_columns + at, corner[0], corner[1], corner[2],
-                                       corner[3], c, m, static_cast<scalar_t*>(nullptr), channels,
-                                       sums);
+            if (out.grad_offset != nullptr) {
+              const scalar_t* grad = out.grad_columns + at;
+              scalar_t* columns = out.columns == nullptr ? nullptr : out.columns + at;
+              // The four cases compiled apart: the channel loop stays free of branches.
+              if (columns != nullptr && out.grad_mask != nullptr) {
+                read_gradient_run<true, true>(grad, corner[0], corner[1], corner[2], corner[3],
+                                              c, m, columns, channels, sums);
+              } else if (columns != nullptr) {
+                read_gradient_run<true, false>(grad, corner[0], corner[1], corner[2], corner[3],
+                                               c, m, columns, channels, sums);
+              } else if (out.grad_mask != nullptr) {
+                read_gradient_run<false, true>(grad, corner[0], corner[1], corner[2], corner[3],
+                                               c, m, columns, channels, sums);
+              } else {
+                read_gradient_run<false, false>(grad, corner[0], corner[1], corner[2], corner[3],
+                                                c, m, columns, channels, sums);
+              }
             } else if (out.columns != nullptr) {
               bilinear_run(out.columns + at, corner[0], corner[1], corner[2], corner[3],
                            m * c.weight[0], m * c.weight[1], m * c.weight[2], m * c.weight[3],
