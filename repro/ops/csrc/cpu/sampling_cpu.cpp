@@ -361,7 +361,8 @@ void blocked_transpose(const scalar_t* source, int64_t source_stride, scalar_t* 
                        int64_t destination_stride, int64_t rows, int64_t cols) {
 #if REPRO_AVX512_TRANSPOSE
   if constexpr (std::is_same_v<scalar_t, float>) {
-    static const bool has_avx512 = __builtin_cpu_supports("avx512f");
+    // The same CPU (and OS state) check that target_clones' resolvers make.
+    static const bool has_avx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
     if (has_avx512) {
       transpose_avx512(source, source_stride, destination, destination_stride, rows, cols);
       return;
