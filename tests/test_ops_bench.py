@@ -188,3 +188,17 @@ def test_command_writes_ratios_spreads_profile_and_load(tmp_path, monkeypatch, c
         assert len(row["forward_ms_rounds"]) == len(row["forward_backward_ms_rounds"]) == 2
         assert set(row["forward_backward_vs_baseline"]) == {"median", "min", "max"}
     assert "× conv2d" in capsys.readouterr().out
+
+
+def test_page_says_when_a_file_has_medians_only(tmp_path, monkeypatch):
+    from repro.site import pages
+
+    bench_dir = tmp_path / "bench"
+    bench_dir.mkdir()
+    times = {"repro": 30.0, "conv2d": 10.0}
+    (bench_dir / "ops_cpu.json").write_text(json.dumps({"results": _rows(times, dict(times))}))
+    monkeypatch.setattr(pages, "results_dir", lambda: tmp_path)
+    out = tmp_path / "generated"
+    out.mkdir()
+    assert "generated/ops_speed" in pages.extra_pages(out)
+    assert "predates the side-by-side rounds" in (out / "ops_speed.md").read_text()

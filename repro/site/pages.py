@@ -776,6 +776,11 @@ def extra_pages(generated: Path) -> list[str]:
             from repro.ops.bench import TARGET_CASE, target_checks
 
             table = bench_table(path)
+            if not any("forward_backward_vs_baseline" in row for row in meta.get("results", [])):
+                parts.append(
+                    "This file predates the side-by-side rounds: its ratios are ratios of "
+                    "medians, without a spread (re-measure with `repro bench ops`).\n"
+                )
             checks = target_checks(table)
             if not checks.empty:
                 parts.append(
