@@ -50,3 +50,47 @@ def test_pytest_summary_is_read() -> None:
 def test_cli_forwards_to_the_check(cli) -> None:
     result = cli("gpu-check", "--help")
     assert result.returncode == 0 and "CUDA tests" in result.stdout
+
+
+def test_commit_without_a_gpu_commits_nothing(no_gpu, tmp_path, capsys, monkeypatch) -> None:
+    calls: list[object] = []
+    monkeypatch.setattr(gpu_check, "commit_results", lambda *a, **k: calls.append(a))
+    assert gpu_check.main(["--commit", "--output-dir", str(tmp_path / "bench")]) == 1
+    assert "no CUDA device" in capsys.readouterr().err
+    assert calls == [] and not (tmp_path / "bench").exists()
+
+
+def _git(repository, *args: str) -> str:
+    import subprocess
+
+    done = subprocess.run(
+        ["git", *args], cwd=repository, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def test_commit_results_commits_exactly_the_check_files(tmp_path) -> None:
+    repository = tmp_path / "clone"
+    out = repository / "results" / "bench"
+    out.mkdir(parents=True)
+    _git(repository, "init", "-q")
+    _git(repository, "config", "user.email", "check@example.org")
+    _git(repository, "config", "user.name", "check")
+    (repository / "README").write_text("x\n")
+    _git(repository, "add", "README")
+    _git(repository, "commit", "-qm", "start")
+    (out / "ops_cuda.json").write_text("{}\n")
+    (out / "cuda_tests.json").write_text("{}\n")
+    (repository / "unrelated.txt").write_text("left alone\n")
+    commit = gpu_check.commit_results(out, "Some GPU", repository=repository)
+    assert _git(repository, "rev-parse", "HEAD").strip() == commit
+    committed = _git(repository, "show", "--name-only", "--format=%s", "HEAD").split()
+    assert (
+        "results/bench/ops_cuda.json" in committed and "results/bench/cuda_tests.json" in committed
+    )
+    assert "unrelated.txt" not in committed and "Some GPU" in " ".join(committed)
+
+
+def test_commit_results_refuses_outside_the_repository(tmp_path) -> None:
+    with pytest.raises(gpu_check.GpuCheckError, match="not inside the repository"):
+        gpu_check.commit_results(tmp_path, "GPU", repository=tmp_path / "elsewhere")

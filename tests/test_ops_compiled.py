@@ -5,7 +5,9 @@ Skipped, with the reason, when the extension is not built.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -289,3 +291,104 @@ def test_sample_points_gradient_of_input_or_offset_alone():
             grads.append(torch.autograd.grad(function(input, offset).sin().sum(), leaves))
         for mine, oracle in zip(*grads, strict=True):
             torch.testing.assert_close(mine, oracle, rtol=1e-10, atol=1e-10)
+
+
+# The CPU kernels split the work by images, or by position ranges of an image when the batch is
+# short (1 or 3 images on 2 threads), read channels-last inputs in place and scatter their input
+# gradient in place there: every path must give the reference's values and gradients.
+WORK_SPLITS = {
+    "one_image_split": (1, 2),
+    "three_images_on_two_threads": (3, 2),
+    "one_thread": (2, 1),
+    "many_images": (9, 2),
+}
+
+
+@contextlib.contextmanager
+def _with_threads(threads: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("split", list(WORK_SPLITS), ids=list(WORK_SPLITS))
+def test_work_splits_and_layouts_match_the_reference(split: str, channels_last: bool):
+    batch, threads = WORK_SPLITS[split]
+    case = ConvCase(
+        batch=batch, in_channels=6, out_channels=4, groups=2, offset_groups=3, with_mask=True
+    )
+    results = []
+    for function in (dynamic_sampling_conv2d, reference.dynamic_sampling_conv2d):
+        inputs = make_conv_inputs(case, seed=31, offset_scale=2.0, requires_grad=True)
+        if channels_last:
+            inputs["input"] = (
+                inputs["input"].detach().to(memory_format=torch.channels_last).requires_grad_()
+            )
+        leaves = [t for t in inputs.values() if t is not None]
+        with _with_threads(threads):
+            output = call_conv(function, inputs, case)
+            grads = torch.autograd.grad(output.sin().sum(), leaves)
+        results.append((output, *grads))
+        if channels_last and function is dynamic_sampling_conv2d:
+            assert inputs["input"].is_contiguous(memory_format=torch.channels_last)
+    for mine, oracle in zip(*results, strict=True):
+        torch.testing.assert_close(mine, oracle, rtol=1e-10, atol=1e-10)
+
+    points = []
+    for function in (sample_points, reference.sample_points):
+        input, offset = make_point_inputs(
+            batch=batch, channels=6, points=4, offset_groups=2, seed=32, requires_grad=True
+        )
+        if channels_last:
+            input = input.detach().to(memory_format=torch.channels_last).requires_grad_()
+        with _with_threads(threads):
+            output = function(input, offset, offset_groups=2)
+            points.append((output, *torch.autograd.grad(output.sin().sum(), (input, offset))))
+    for mine, oracle in zip(*points, strict=True):
+        torch.testing.assert_close(mine, oracle, rtol=1e-10, atol=1e-10)
+
+
+def test_gradients_repeat_exactly_with_a_split_image():
+    """One image on two threads: two position ranges, each with its own input-gradient buffer
+    and weight-gradient partial, added in a fixed order."""
+    case = ConvCase(batch=1, in_channels=8, out_channels=8, height=20, width=20, with_mask=True)
+    runs = []
+    for _ in range(2):
+        inputs = make_conv_inputs(case, dtype=torch.float32, seed=33, requires_grad=True)
+        with _with_threads(2):
+            call_conv(dynamic_sampling_conv2d, inputs, case).square().sum().backward()
+        runs.append([t.grad for t in inputs.values() if t is not None])
+    for first, second in zip(*runs, strict=True):
+        assert torch.equal(first, second)
+
+
+def test_large_tiles_and_many_channels_match_torchvision():
+    """More positions than one tile holds, and channels not a multiple of the vector width."""
+    case = ConvCase(batch=2, in_channels=37, out_channels=5, height=41, width=43)
+    inputs = make_conv_inputs(case, dtype=torch.float32, seed=34, offset_scale=3.0)
+    torch.testing.assert_close(
+        call_conv(dynamic_sampling_conv2d, inputs, case),
+        torchvision.ops.deform_conv2d(
+            inputs["input"], inputs["offset"], inputs["weight"], inputs["bias"], padding=1
+        ),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_gradients_do_not_depend_on_the_thread_count_for_long_batches():
+    """From four images per thread, a task is an image whatever the thread count, and the
+    per-task weight-gradient partials are added in task order: bit-identical gradients."""
+    case = ConvCase(batch=9, in_channels=8, out_channels=8, height=10, width=10, with_mask=True)
+    runs = []
+    for threads in (1, 2):
+        inputs = make_conv_inputs(case, dtype=torch.float32, seed=35, requires_grad=True)
+        with _with_threads(threads):
+            call_conv(dynamic_sampling_conv2d, inputs, case).square().sum().backward()
+        runs.append([t.grad for t in inputs.values() if t is not None])
+    for first, second in zip(*runs, strict=True):
+        assert torch.equal(first, second)

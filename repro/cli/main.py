@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gpu-check",
         help="where a GPU is: the CUDA tests and the CUDA benchmark, ready to commit",
         description="Run the CUDA tests and `repro bench ops --device cuda`; write their "
-        "reports into --output-dir (default results/bench).",
+        "reports into --output-dir (default results/bench); with --commit, git-commit them.",
     )
     from repro.ops.gpu_check import add_arguments as gpu_check_arguments
 

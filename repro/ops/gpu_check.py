@@ -11,8 +11,10 @@ against the pure-PyTorch reference in float64/32/16 and bfloat16, ``opcheck`` an
 * ``cuda_tests.txt``: pytest's report;
 * ``ops_cuda.json``: the benchmark, rendered by the book page "Speed of the sampling ops".
 
-Without a CUDA device, or with a ``repro._C`` built without CUDA kernels, it says so and writes
-nothing.
+With ``--commit`` it then commits those files (``git add`` + ``git commit`` of exactly them) in
+the repository, so that ``repro gpu-check --commit`` is the one command a machine with a GPU
+runs. Without a CUDA device, or with a ``repro._C`` built without CUDA kernels, it says so and
+writes and commits nothing.
 """
 
 from __future__ import annotations
@@ -103,6 +105,35 @@ def run_cuda_tests(tests: list[str], output_dir: Path, gpu: str) -> dict[str, ob
     return summary
 
 
+RESULT_FILES = ("cuda_tests.json", "cuda_tests.txt", "ops_cuda.json")
+
+
+def commit_results(output_dir: Path, gpu: str, repository: Path = REPOSITORY) -> str:
+    """Commit this check's files under ``output_dir`` (only those) in ``repository``.
+
+    Returns the new commit's hash. Raises :class:`GpuCheckError` when ``output_dir`` is not
+    inside ``repository``, none of the files exists, or git fails (its message is kept).
+    """
+    directory = output_dir.resolve()
+    if not directory.is_relative_to(repository.resolve()):
+        raise GpuCheckError(f"--commit: {output_dir} is not inside the repository {repository}")
+    files = [str(directory / name) for name in RESULT_FILES if (directory / name).is_file()]
+    if not files:
+        raise GpuCheckError(f"--commit: nothing to commit in {output_dir}")
+    message = (
+        f"GPU figures from repro gpu-check on {gpu}: CUDA tests and repro bench ops --device cuda"
+    )
+    for command in (
+        ["git", "add", "--", *files],
+        ["git", "commit", "-m", message, "--", *files],
+        ["git", "rev-parse", "HEAD"],
+    ):
+        done = subprocess.run(command, cwd=repository, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise GpuCheckError(f"--commit: {' '.join(command[:2])} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The check's options (shared by ``repro gpu-check`` and ``python -m repro.ops.gpu_check``)."""
     parser.add_argument("--output-dir", type=Path, default=Path("results") / "bench")
@@ -114,6 +145,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeats", type=int, default=15, help="benchmark repeats per case")
     parser.add_argument("--no-bench", action="store_true", help="run the CUDA tests only")
+    parser.add_argument(
+        "--commit",
+        action="store_true",
+        help="git-commit the files written (the test report and the benchmark) afterwards",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,6 +196,14 @@ def run(args: argparse.Namespace) -> int:
             ]
         )
     tests_ok = summary["returncode"] == 0 and not summary.get("failed") and summary.get("passed")
+    if getattr(args, "commit", False):
+        # Committed even when a test failed: the report says which, and is the GPU evidence.
+        try:
+            commit = commit_results(args.output_dir, gpu)
+        except GpuCheckError as error:
+            print(f"repro gpu-check: {error}", file=sys.stderr)
+            return 1
+        print(f"committed the GPU figures: {commit}")
     return 0 if tests_ok and bench_rc == 0 else 1
 
 

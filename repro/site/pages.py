@@ -676,28 +676,69 @@ def papers_page(generated: Path) -> list[str]:
     return ["generated/papers"]
 
 
+def _ratio_text(median: float, low: float, high: float) -> str:
+    """A per-round ratio as ``median [min–max]`` (one number when there is no spread)."""
+    if pd.isna(median):
+        return ""
+    if low == high:
+        return f"{median:.2f}"
+    return f"{median:.2f} [{low:.2f}–{high:.2f}]"
+
+
 def _bench_view(table: pd.DataFrame) -> pd.DataFrame:
-    """The benchmark table as a reader wants it: one line per case and implementation."""
+    """The benchmark table as a reader wants it: one line per case and implementation, with
+    each ratio to the case's baseline as the median over rounds and its spread."""
     view = table.rename(
         columns={
             "implementation": "op",
             "forward_ms": "forward (ms)",
             "forward_backward_ms": "fwd+bwd (ms)",
             "peak_memory_mib": "peak memory (MiB)",
-            "fb_time_vs_conv2d": "fwd+bwd × conv2d",
             "fb_time_vs_repro": "fwd+bwd × repro",
         }
     )
+    for prefix, label in (("fwd", "forward"), ("fb", "fwd+bwd")):
+        if f"{prefix}_vs_baseline" in view:
+            view[f"{label} ÷ baseline, median [min–max]"] = [
+                _ratio_text(*values)
+                for values in zip(
+                    view[f"{prefix}_vs_baseline"],
+                    view[f"{prefix}_vs_baseline_min"],
+                    view[f"{prefix}_vs_baseline_max"],
+                    strict=True,
+                )
+            ]
     columns = [
         "case",
         "op",
+        "baseline",
         "forward (ms)",
         "fwd+bwd (ms)",
         "peak memory (MiB)",
-        "fwd+bwd × conv2d",
+        "forward ÷ baseline, median [min–max]",
+        "fwd+bwd ÷ baseline, median [min–max]",
         "fwd+bwd × repro",
     ]
     return view[[c for c in columns if c in view.columns]].round(2)
+
+
+def _profile_section(meta: dict) -> list[str]:
+    """ "Where the time goes": the per-step profile of a benchmark JSON (empty without one)."""
+    profile = meta.get("profile")
+    if not profile:
+        return []
+    from repro.ops.bench import profile_table
+
+    steps = meta.get("profile_steps", {})
+    table = profile_table(profile).round(2).reset_index(names="step (ms)")
+    table.insert(1, "measured as", [steps.get(step, "") for step in table["step (ms)"]])
+    return [
+        "\nWhere the time goes (`repro bench ops`' profile of the convolution, medians over "
+        "rounds, milliseconds). The steps are measured apart, so the gather, offset-gradient "
+        "and scatter passes add up to more than the fused backward that shares each read "
+        "between them:\n",
+        markdown_table(table),
+    ]
 
 
 def _complexity_view(table: pd.DataFrame) -> pd.DataFrame:
@@ -729,8 +770,10 @@ def extra_pages(generated: Path) -> list[str]:
 
         parts = [
             "# Speed of the sampling ops\n",
-            "Measured by `repro bench ops`; ratios are taken inside one run. "
-            "Times are medians of repeats.\n",
+            "Measured by `repro bench ops`. Each round times every implementation of a case "
+            "once, back to back; a ratio to the case's baseline (`F.conv2d` for convolutions, "
+            "the `grid_sample` reference for point sampling) is taken per round and shown as "
+            "the median over rounds with its range [min–max]. Times are medians over rounds.\n",
         ]
         for path in bench:
             meta = json.loads(path.read_text())
@@ -747,17 +790,34 @@ def extra_pages(generated: Path) -> list[str]:
             )
             if meta.get("note"):
                 parts.append(f"```{{note}}\n{meta['note']}\n```\n")
+            load = meta.get("load_average")
+            if isinstance(load, dict):
+                parts.append(
+                    "Load average (1, 5, 15 min) before the run: "
+                    f"{', '.join(f'{v:.2f}' for v in load['before'])}; after: "
+                    f"{', '.join(f'{v:.2f}' for v in load['after'])} "
+                    f"({machine.get('cpu_cores', '?')} cores).\n"
+                )
             from repro.ops.bench import TARGET_CASE, target_checks
 
             table = bench_table(path)
+            if not any("forward_backward_vs_baseline" in row for row in meta.get("results", [])):
+                parts.append(
+                    "This file predates the side-by-side rounds: its ratios are ratios of "
+                    "medians, without a spread (re-measure with `repro bench ops`).\n"
+                )
             checks = target_checks(table)
             if not checks.empty:
                 parts.append(
-                    f"\nTargets on `{TARGET_CASE}` (forward+backward, ratios of medians):\n"
+                    "\nTargets (issue 19: every convolution case, point sampling; issue 3: "
+                    f"`{TARGET_CASE}`). Measured: median of the per-round ratios, spread: "
+                    "their range; comparisons with torchvision and the reference on "
+                    f"`{TARGET_CASE}` and memory ratios are ratios of medians:\n"
                 )
                 parts.append(markdown_table(checks))
                 parts.append("\nEvery case:\n")
             parts.append(markdown_table(_bench_view(table)))
+            parts.extend(_profile_section(meta))
         if not any("cuda" in p.stem for p in bench):
             parts.append(
                 "\nNo GPU figure exists yet: no GPU was available to this project. "
