@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip setuptools wheel ninja
 	$(BIN)/python -m pip install $(TORCH_SPEC)
-	$(BIN)/python -m pip install --no-build-isolation -e ".[dev]"
+	$(BIN)/python -m pip install --no-build-isolation -e ".[dev,onnx]"
 	touch $(STAMP)
 
 test: $(STAMP)

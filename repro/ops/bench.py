@@ -164,6 +164,20 @@ def time_side_by_side(
     return times
 
 
+def time_workload(
+    forward: Callable[[], torch.Tensor],
+    device: torch.device,
+    repeats: int,
+    warmups: int = DEFAULT_WARMUPS,
+) -> tuple[float, float]:
+    """Median seconds of forward and of forward+backward of one workload, after ``warmups``
+    untimed runs (:func:`time_side_by_side` with a single implementation)."""
+    forward_times, total_times = time_side_by_side({"one": forward}, device, repeats, warmups)[
+        "one"
+    ]
+    return statistics.median(forward_times), statistics.median(total_times)
+
+
 def ratio_spread(times: list[float], baseline_times: list[float]) -> dict[str, float]:
     """Median, minimum and maximum over rounds of ``times[r] / baseline_times[r]``."""
     ratios = [mine / theirs for mine, theirs in zip(times, baseline_times, strict=True)]
