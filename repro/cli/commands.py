@@ -328,8 +328,11 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
         elif result.fingerprint is None:
             status = "result has no fingerprint (judged by its sources)"
         else:
-            status = (
-                "current" if result.fingerprint == value else f"stale (result {result.fingerprint})"
-            )
+            reasons = result.stale_reasons()
+            status = "current" if not reasons else "stale: " + "; ".join(reasons)
+            if not reasons and result.fingerprint != value:
+                status += (
+                    f" (its fingerprint {result.fingerprint} is this code's on another machine)"
+                )
         print(f"{name}: {value}  {args.profile}: {status}")
     return EXIT_OK
