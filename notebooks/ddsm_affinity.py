@@ -57,13 +57,12 @@
 # not ImageNet). The module refines X(2), the finest ResNet stage (stride 4, 32 x 32 at 128 px,
 # 64 channels), with X(ASPP) (8 x 8): boundaries are decided at the finest map the module
 # sees, and X(3) would be 16 x 16. AdamW at lr 0.001 for every part (the DSNet cpu-setting
-# probe's recipe; DDSM's text gives none). The budget: the DSNet chapter's probe measured
-# about 4.8 training images/s for a ResNet-18 DSNet at 128 px with two runs side by side on
-# two cores, and a training step of these five rows costs on average about 1.2 times a DSNet
-# step at this size (plain fusion as much, the channel branch alone a little more, the rows
-# with a spatial branch about a third more; a timing of one step per model made for this
-# plan), so about 4 images/s per run. 5 rows x 3 seeds x 3 epochs x 800 images = 36,000
-# training images, about 75 minutes, plus evaluation and data generation: about 80 of the
+# probe's recipe; DDSM's text gives none). The budget comes from the DSNet chapter's probe of
+# training speed at 128 px on two cores ([dsnet_cpu_setting](dsnet_cpu_setting.ipynb)): these
+# rows share DSNet's backbone and ASPP, and their modules work at X(2), so their steps are
+# expected to cost somewhat more than a DSNet step (not measured by a recorded probe: the
+# training throughput each row reaches is recorded below, and shows whether the plan held).
+# 5 rows x 3 seeds x 3 epochs x 800 images = 36,000 training images, planned to fit in the
 # 90 minutes a chapter's `cpu` table may take. Three paired seeds are the fewest that give an
 # interval; the audit says how many seeds would resolve what stays inconclusive.
 #
