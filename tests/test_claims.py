@@ -246,3 +246,30 @@ def test_ddsm_efficiency_claims_read_the_efficiency_notebook(claims: list[Claim]
     for claim in efficiency:
         assert claim.test is not None and claim.test.notebook == "ddsm_efficiency"
         assert claim.test.rule == "ratio_below" and claim.test.min_point is not None
+
+
+def _expand_braces(pattern: str) -> set[str]:
+    """``a/{b,c}/d`` -> {``a/b/d``, ``a/c/d``} (the README's shorthand for metric keys)."""
+    head, brace, rest = pattern.partition("{")
+    if not brace:
+        return {pattern}
+    options, _, tail = rest.partition("}")
+    return {key for option in options.split(",") for key in _expand_braces(head + option + tail)}
+
+
+def test_readme_key_table_names_the_keys_the_claims_use(claims: list[Claim]) -> None:
+    """The README's notebook/key table is hand-written: it must not promise other keys."""
+    readme = (Path(__file__).parents[1] / "results" / "reported" / "README.md").read_text()
+    documented: dict[str, set[str]] = {}
+    for line in readme.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`") and cells[0] != "`notebook`":
+            keys = [part.strip().strip("`") for part in cells[1].split("`, `")]
+            documented[cells[0].strip("`")] = set().union(*map(_expand_braces, keys))
+    used: dict[str, set[str]] = {}
+    for claim in claims:
+        if claim.test is not None:
+            used.setdefault(claim.test.notebook, set()).update({claim.test.a, *claim.test.b})
+    assert set(documented) == set(used)
+    for notebook, keys in used.items():
+        assert keys <= documented[notebook], (notebook, sorted(keys - documented[notebook]))

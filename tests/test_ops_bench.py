@@ -202,3 +202,20 @@ def test_page_says_when_a_file_has_medians_only(tmp_path, monkeypatch):
     out.mkdir()
     assert "generated/ops_speed" in pages.extra_pages(out)
     assert "predates the side-by-side rounds" in (out / "ops_speed.md").read_text()
+
+
+def test_a_broken_file_is_reported_on_the_page_not_raised(tmp_path, monkeypatch):
+    from repro.site import pages
+
+    bench_dir = tmp_path / "bench"
+    bench_dir.mkdir()
+    times = {"repro": 30.0, "conv2d": 10.0}
+    (bench_dir / "ops_cpu.json").write_text(json.dumps({"results": _rows(times, dict(times))}))
+    (bench_dir / "ops_cuda.json").write_text('{"results": [')  # cut off mid-write
+    monkeypatch.setattr(pages, "results_dir", lambda: tmp_path)
+    out = tmp_path / "generated"
+    out.mkdir()
+    assert "generated/ops_speed" in pages.extra_pages(out)
+    page = (out / "ops_speed.md").read_text()
+    assert "`results/bench/ops_cuda.json` could not be read: not valid JSON" in page
+    assert "predates the side-by-side rounds" in page  # the readable file is still rendered

@@ -7,7 +7,6 @@ nothing here holds a number.
 from __future__ import annotations
 
 import html
-import json
 import math
 import re
 import shutil
@@ -27,7 +26,13 @@ from repro.audit.table import (
 from repro.audit.verdicts import CONFIDENCE_WORDS, VERDICTS, Verdict
 from repro.notebooks import NotebookSpec, discover
 from repro.paths import reported_dir, results_dir
-from repro.results.store import BrokenResult, RunResult, broken_results, load_result
+from repro.results.store import (
+    BrokenResult,
+    RunResult,
+    broken_results,
+    load_result,
+    read_record,
+)
 from repro.site.catalogue import CATALOGUE, PAPERS
 
 BOOK_PROFILE = "cpu"
@@ -776,14 +781,23 @@ def extra_pages(generated: Path) -> list[str]:
             "the median over rounds with its range [min–max]. Times are medians over rounds.\n",
         ]
         for path in bench:
-            meta = json.loads(path.read_text())
+            parts.append(f"\n## {path.stem.removeprefix('ops_').upper()}\n")
+            try:
+                meta = read_record(path)
+                table = bench_table(path)
+            except (ValueError, KeyError, TypeError) as error:
+                # A broken benchmark file must not take the whole book down with it.
+                parts.append(
+                    f"```{{warning}}\n`results/bench/{path.name}` could not be read: {error}. "
+                    "Re-measure it with `repro bench ops`.\n```\n"
+                )
+                continue
             machine = meta.get("machine", {})
             described = (
                 "; ".join(f"{k}: {v}" for k, v in machine.items())
                 if isinstance(machine, dict)
                 else str(machine)
             )
-            parts.append(f"\n## {path.stem.removeprefix('ops_').upper()}\n")
             parts.append(
                 f"Machine: {described}. Timing: {meta.get('timing', '?')}; "
                 f"{meta.get('repeats', '?')} repeats. Memory: {meta.get('memory', '?')}.\n"
@@ -800,7 +814,6 @@ def extra_pages(generated: Path) -> list[str]:
                 )
             from repro.ops.bench import TARGET_CASE, target_checks
 
-            table = bench_table(path)
             if not any("forward_backward_vs_baseline" in row for row in meta.get("results", [])):
                 parts.append(
                     "This file predates the side-by-side rounds: its ratios are ratios of "
