@@ -169,3 +169,26 @@ def test_saved_tables_become_snippets_with_their_setting():
     header, rule = tables["table5_vs_paper"].splitlines()[:2]
     assert "paper mIoU (%)" in header and rule.startswith("|---")
     assert f"Setting: {result.setting_label()}" in tables["table5_vs_paper"]
+
+
+def test_saved_figures_become_snippets_with_their_setting(tmp_path):
+    from repro.site.pages import saved_figures
+
+    result = load_result("ddsm_affinity", "cpu")
+    assert isinstance(result, RunResult)
+    figures = saved_figures(result, tmp_path / "ddsm_affinity")
+    assert set(figures) == {Path(f).stem for f in result.figures}
+    snippet = figures["boundary_attention"]
+    assert snippet.startswith("```{figure} /generated/figures/ddsm_affinity/boundary_attention.png")
+    assert f"Setting: {result.setting_label()}" in snippet
+    copied = tmp_path / "ddsm_affinity" / "boundary_attention.png"
+    assert copied.read_bytes() == (result.folder / "figures" / "boundary_attention.png").read_bytes()
+
+
+def test_chapter_figures_render_as_images(site):
+    page = (site / "ddsm.html").read_text()
+    collector = ResourceCollector()
+    collector.feed(page)
+    images = [src for src in collector.resources if src.endswith("boundary_attention.png")]
+    assert images, "the DDSM chapter lost its attention figure"
+    assert all((site / src).resolve().is_file() for src in images)

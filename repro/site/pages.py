@@ -588,11 +588,32 @@ def saved_tables(result: RunResult) -> dict[str, str]:
     return tables
 
 
+def saved_figures(result: RunResult, folder: Path) -> dict[str, str]:
+    """Each figure a result saved (``figures/<name>.png``), copied into ``folder``, as a MyST
+    figure with the setting it was measured in as its caption."""
+    snippets = {}
+    for relative in result.figures:
+        source = result.folder / relative
+        if not source.is_file():
+            continue  # the notebook page says what is missing
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / source.name)
+        # A leading "/" is the book's source folder to Sphinx, whichever page includes this.
+        target = f"/generated/figures/{result.notebook}/{source.name}"
+        snippets[source.stem] = (
+            f"```{{figure}} {target}\n:alt: {source.stem.replace('_', ' ')} "
+            f"({result.notebook})\n\n*From `results/{result.notebook}/{result.profile}/"
+            f"{relative}`. Setting: {result.setting_label()}.*\n```\n"
+        )
+    return snippets
+
+
 def write_metric_snippets(
     generated: Path, specs: dict[str, NotebookSpec], book_source: Path
 ) -> None:
-    """``generated/metrics/<notebook>/<prefix>.md`` (a result's metrics by key prefix) and
-    ``generated/tables/<notebook>/<name>.md`` (its saved tables) for chapters to include.
+    """``generated/metrics/<notebook>/<prefix>.md`` (a result's metrics by key prefix),
+    ``generated/tables/<notebook>/<name>.md`` (its saved tables) and
+    ``generated/figures/<notebook>/<name>.md`` (its saved figures) for chapters to include.
 
     A chapter may include a snippet of a notebook that has no result yet: it then gets a
     placeholder saying so, rather than a broken build.
@@ -613,7 +634,12 @@ def write_metric_snippets(
         folder.mkdir(parents=True, exist_ok=True)
         for name, table in saved_tables(result).items():
             (folder / f"{name}.md").write_text(table)
-    pattern = re.compile(r"\{include\}\s+(generated/(?:metrics|tables)/[\w.-]+/[\w.-]+\.md)")
+        folder = generated / "figures" / spec.name
+        for name, figure in saved_figures(result, folder).items():
+            (folder / f"{name}.md").write_text(figure)
+    pattern = re.compile(
+        r"\{include\}\s+(generated/(?:metrics|tables|figures)/[\w.-]+/[\w.-]+\.md)"
+    )
     for page in book_source.glob("*.md"):
         for target in pattern.findall(page.read_text()):
             path = book_source / target
@@ -632,7 +658,7 @@ def _missing_snippet(notebook: str, broken: BrokenResult | None) -> str:
         )
     return (
         f"*Not run yet at `{BOOK_PROFILE}`: `repro run {notebook} --profile "
-        f"{BOOK_PROFILE}` produces this table.*\n"
+        f"{BOOK_PROFILE}` produces this.*\n"
     )
 
 
