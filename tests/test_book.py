@@ -182,7 +182,9 @@ def test_saved_figures_become_snippets_with_their_setting(tmp_path):
     assert snippet.startswith("```{figure} /generated/figures/ddsm_affinity/boundary_attention.png")
     assert f"Setting: {result.setting_label()}" in snippet
     copied = tmp_path / "ddsm_affinity" / "boundary_attention.png"
-    assert copied.read_bytes() == (result.folder / "figures" / "boundary_attention.png").read_bytes()
+    assert (
+        copied.read_bytes() == (result.folder / "figures" / "boundary_attention.png").read_bytes()
+    )
 
 
 def test_chapter_figures_render_as_images(site):

@@ -1,5 +1,7 @@
 """Evaluation: flip and multi-scale inference (DSNet Table 2), metrics dict."""
 
+import importlib
+
 import pytest
 import torch
 from engine_fixtures import NUM_CLASSES, ColourOracle, TinySegNet, TinyShapesDataset, oracle_pair
@@ -76,3 +78,32 @@ def test_evaluate_restores_training_mode_and_checks_arguments():
         evaluate(model, data, NUM_CLASSES, batch_size=0)
     with pytest.raises(ValueError, match="scales"):
         predict_probabilities(model, torch.zeros(1, 3, 8, 8), scales=())
+
+
+def test_final_evaluation_scores_with_every_evaluation_field_of_the_config():
+    """The final evaluation of a run and a later re-evaluation (``evaluate_trained``) share
+    ``final_evaluation``: the config's ignore index and batch size reach ``evaluate``."""
+    from engine_fixtures import tiny_config
+
+    from repro.engine.evaluate import final_evaluation
+
+    data = OracleDataset()
+    # Label the void band 7 instead of 255: only a config that says so ignores it.
+    relabelled = [(image, torch.where(label == 255, 7, label)) for image, label in data]
+    config = tiny_config(ignore_index=7, eval_batch_size=2)
+    scored = final_evaluation(ColourOracle(), relabelled, NUM_CLASSES, config, "cpu", False)
+    direct = evaluate(ColourOracle(), data, NUM_CLASSES, progress=False, device="cpu")
+    assert scored["miou"] == pytest.approx(direct["miou"]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="ignore_index=255"):  # the band is class 7 to it
+        final_evaluation(ColourOracle(), relabelled, NUM_CLASSES, tiny_config(), "cpu", False)
+
+
+def test_final_evaluation_passes_the_batch_size(monkeypatch):
+    from engine_fixtures import tiny_config
+
+    module = importlib.import_module("repro.engine.evaluate")
+
+    seen = {}
+    monkeypatch.setattr(module, "evaluate", lambda *args, **kwargs: seen.update(kwargs) or {})
+    module.final_evaluation(ColourOracle(), [], NUM_CLASSES, tiny_config(eval_batch_size=3), "cpu")
+    assert seen["batch_size"] == 3 and seen["ignore_index"] == 255

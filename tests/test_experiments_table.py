@@ -381,22 +381,22 @@ def test_the_code_hash_ignores_prose_but_not_code(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------ device
 def test_the_spec_device_reaches_training_and_evaluation(tmp_path: Path, monkeypatch) -> None:
-    """TableSpec.train.device -> RunJob -> train() -> the model -> evaluate(device=...)."""
+    """TableSpec.train.device -> RunJob -> train() -> the model -> final_evaluation(device)."""
     monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
     seen: dict[str, list] = {"train": [], "evaluate": [], "parameters": []}
-    real_train, real_evaluate = supervised.train, supervised.evaluate
+    real_train, real_evaluate = supervised.train, supervised.final_evaluation
 
     def spy_train(model, train_set, val_set, config, **kwargs):
         seen["train"].append(config.device)
         return real_train(model, train_set, val_set, config, **kwargs)
 
-    def spy_evaluate(model, *args, device, **kwargs):
+    def spy_evaluate(model, val_set, num_classes, config, device, progress=True):
         seen["evaluate"].append(device)
         seen["parameters"].append({p.device for p in model.parameters()})
-        return real_evaluate(model, *args, device=device, **kwargs)
+        return real_evaluate(model, val_set, num_classes, config, device, progress)
 
     monkeypatch.setattr(supervised, "train", spy_train)
-    monkeypatch.setattr(supervised, "evaluate", spy_evaluate)
+    monkeypatch.setattr(supervised, "final_evaluation", spy_evaluate)
     spec = tiny_spec(tmp_path / "data", seeds=(0,))
     spec = replace(spec, rows=spec.rows[:1], train=replace(spec.train, device="auto"))
     recorder = Recorder(tmp_path / "out")

@@ -14,7 +14,6 @@ from repro.engine.object_metrics import (
     bin_regions,
     object_components,
     object_scores,
-    region_boundary_counts,
     size_bin,
     territories,
 )
@@ -86,22 +85,22 @@ def _random_pair(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_region_boundary_counts_on_the_whole_image_are_the_image_score(seed):
+def test_boundary_counts_in_a_region_on_the_whole_image_are_the_image_score(seed):
     pred, label = _random_pair(seed)
     everywhere = torch.ones_like(label, dtype=torch.bool)
-    assert region_boundary_counts(pred, label, everywhere, 2) == boundary_counts(pred, label, 2)
-    nowhere = region_boundary_counts(pred, label, ~everywhere, 2)
+    assert boundary_counts(pred, label, 2, region=everywhere) == boundary_counts(pred, label, 2)
+    nowhere = boundary_counts(pred, label, 2, region=~everywhere)
     assert (nowhere.total_gt, nowhere.total_pred) == (0, 0)
 
 
-def test_region_boundary_counts_by_hand():
+def test_boundary_counts_in_a_region_by_hand():
     label = torch.zeros(8, 8, dtype=torch.long)
     label[:, 4:] = 1  # a vertical edge: columns 3 and 4 are boundary pixels
     pred = torch.zeros_like(label)
     pred[:, 6:] = 1  # its edge two columns off: columns 5 and 6
     right = torch.zeros_like(label, dtype=torch.bool)
     right[:, 4:] = True
-    counts = region_boundary_counts(pred, label, right, tolerance_px=1)
+    counts = boundary_counts(pred, label, tolerance_px=1, region=right)
     # Scored in the region: ground-truth column 4 (8 pixels), predicted columns 5 and 6 (16).
     # Within 1 px of a predicted edge: ground-truth column 4 (column 5 is an edge), so 8 of 8;
     # within 1 px of a ground-truth edge: predicted column 5 only (8 of 16).

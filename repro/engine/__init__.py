@@ -7,7 +7,7 @@ run on the device :func:`resolve_device` picks (``"auto"``: the GPU when there i
 from repro.engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from repro.engine.config import LOSSES, OPTIMIZERS, TrainConfig
 from repro.engine.device import resolve_device
-from repro.engine.evaluate import evaluate
+from repro.engine.evaluate import evaluate, final_evaluation
 from repro.engine.inference import MULTI_SCALE_EVAL_SCALES, predict_probabilities
 from repro.engine.losses import (
     SegmentationLoss,
@@ -45,6 +45,7 @@ __all__ = [
     "convert_to_sync_batchnorm",
     "cross_entropy_loss",
     "evaluate",
+    "final_evaluation",
     "load_checkpoint",
     "ohem_cross_entropy",
     "parameter_groups",

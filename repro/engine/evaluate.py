@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -33,6 +33,9 @@ from repro.engine.metrics import (
     ConfusionMatrix,
     boundary_counts,
 )
+
+if TYPE_CHECKING:
+    from repro.engine.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -173,3 +176,32 @@ def evaluate(
         result["images_per_s"],
     )
     return result
+
+
+def final_evaluation(
+    model: nn.Module,
+    dataset: Dataset,
+    num_classes: int,
+    config: TrainConfig,
+    device: str | torch.device,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """A run's final evaluation on ``dataset`` as ``config`` says (flip, scales, batch size,
+    ignore index, boundary tolerances, trimap widths): the one place that turns a
+    :class:`~repro.engine.TrainConfig` into :func:`evaluate`'s arguments, so that a model
+    evaluated again later (:func:`repro.experiments.supervised.evaluate_trained`) is scored
+    exactly as at the end of its training."""
+    return evaluate(
+        model,
+        dataset,
+        num_classes,
+        flip=config.eval_flip,
+        scales=config.eval_scales,
+        batch_size=config.eval_batch_size,
+        progress=progress,
+        ignore_index=config.ignore_index,
+        boundary_tolerance_px=config.boundary_tolerance_px,
+        boundary_tolerances_px=config.eval_boundary_tolerances_px,
+        trimap_widths_px=config.eval_trimap_widths_px,
+        device=device,
+    )

@@ -170,11 +170,24 @@ class BoundaryCounts:
 
 
 def boundary_counts(
-    pred: torch.Tensor, label: torch.Tensor, tolerance_px: int, ignore_index: int = 255
+    pred: torch.Tensor,
+    label: torch.Tensor,
+    tolerance_px: int,
+    ignore_index: int = 255,
+    region: torch.Tensor | None = None,
 ) -> BoundaryCounts:
-    """Boundary matching counts of ``pred`` against ``label`` (``[H, W]`` or ``[B, H, W]``)."""
+    """Boundary matching counts of ``pred`` against ``label`` (``[H, W]`` or ``[B, H, W]``).
+
+    ``region`` (a boolean map of the same shape): only the boundary pixels inside it are
+    counted, matches are still found anywhere (the boundary F around objects of one size,
+    :mod:`repro.engine.object_metrics`); ``None`` counts the whole image.
+    """
     if not isinstance(tolerance_px, int) or tolerance_px < 0:
         raise ValueError(f"tolerance_px must be an int >= 0, got {tolerance_px!r}")
+    if region is not None and region.shape != label.shape:
+        raise ValueError(
+            f"region must have the shape of label {tuple(label.shape)}, got {tuple(region.shape)}"
+        )
     pred, label = _check_pair(pred, label)
     labelled = label != ignore_index
     filled = fill_ignored_with_nearest_label(label, ignore_index)
@@ -184,11 +197,15 @@ def boundary_counts(
     scored_pred_edges = pred_edges & scored
     near_gt = _dilate(gt_edges, tolerance_px)
     near_pred = _dilate(pred_edges, tolerance_px)
+    counted_gt, counted_pred = gt_edges, scored_pred_edges
+    if region is not None:
+        inside = region.reshape(label.shape).bool()
+        counted_gt, counted_pred = gt_edges & inside, scored_pred_edges & inside
     return BoundaryCounts(
-        matched_pred=int((scored_pred_edges & near_gt).sum()),
-        total_pred=int(scored_pred_edges.sum()),
-        matched_gt=int((gt_edges & near_pred).sum()),
-        total_gt=int(gt_edges.sum()),
+        matched_pred=int((counted_pred & near_gt).sum()),
+        total_pred=int(counted_pred.sum()),
+        matched_gt=int((counted_gt & near_pred).sum()),
+        total_gt=int(counted_gt.sum()),
     )
 
 

@@ -18,8 +18,9 @@ object on its own, in ways stated here and tested by hand in ``tests/test_object
   it, a hole or a break inside it counts as missed; what the network does on other objects
   counts against those. A bin's score is the mean over its objects (each object counts once,
   so a bin is not dominated by its largest members).
-* **Boundary F in a region** (:func:`region_boundary_counts`): the boundary F-score of
-  :mod:`repro.engine.metrics` with only the boundary pixels inside a region scored (both the
+* **Boundary F in a region** (:func:`repro.engine.metrics.boundary_counts` with a
+  ``region``): the whole-image boundary F-score with only the boundary pixels inside a region
+  scored (both the
   ground truth's and the prediction's); matches are still looked for anywhere within the
   tolerance. The region of a size bin is its objects dilated by the tolerance, so a predicted
   edge that misses a small object's outline by a few pixels is scored there
@@ -37,15 +38,8 @@ from scipy import ndimage
 
 from repro.data.palette import IGNORE_INDEX
 
-# The same disk and the same tolerance rule as the whole-image boundary F-score, so that the
-# score of a region is that score restricted (tests/test_object_metrics.py checks the
-# whole-image region against boundary_counts).
-from repro.engine.metrics import (
-    BoundaryCounts,
-    _dilate,
-    boundary_map,
-    fill_ignored_with_nearest_label,
-)
+# The same disk as the boundary F-score's tolerance, so a bin's region reaches as far as a match.
+from repro.engine.metrics import BoundaryCounts, _dilate, boundary_counts
 
 SIZE_BINS: tuple[str, ...] = ("small", "medium", "large")
 """Object size bins, smallest first (:func:`size_bin`)."""
@@ -205,41 +199,6 @@ def bin_regions(
     return regions
 
 
-def region_boundary_counts(
-    pred: torch.Tensor,
-    label: torch.Tensor,
-    region: torch.Tensor,
-    tolerance_px: int,
-    ignore_index: int = IGNORE_INDEX,
-) -> BoundaryCounts:
-    """:func:`repro.engine.metrics.boundary_counts` with only the boundary pixels in ``region``
-    scored (``pred``, ``label``, ``region``: ``[H, W]``); matches are found anywhere.
-
-    Written beside ``boundary_counts`` rather than as an option of it so that the metrics every
-    committed result was computed with stay untouched; the test of the whole-image region
-    against ``boundary_counts`` keeps the two in step.
-    """
-    if not isinstance(tolerance_px, int) or tolerance_px < 0:
-        raise ValueError(f"tolerance_px must be an int >= 0, got {tolerance_px!r}")
-    if not pred.shape == label.shape == region.shape or pred.dim() != 2:
-        raise ValueError(
-            f"pred, label and region must be [H, W] of one shape, got {tuple(pred.shape)}, "
-            f"{tuple(label.shape)}, {tuple(region.shape)}"
-        )
-    pred, label, region = pred[None].long(), label[None].long(), region[None].bool()
-    scored = _dilate(label != ignore_index, tolerance_px)
-    gt_edges = boundary_map(fill_ignored_with_nearest_label(label, ignore_index)) & scored
-    pred_edges = boundary_map(pred)
-    counted_gt = gt_edges & region
-    counted_pred = pred_edges & scored & region
-    return BoundaryCounts(
-        matched_pred=int((counted_pred & _dilate(gt_edges, tolerance_px)).sum()),
-        total_pred=int(counted_pred.sum()),
-        matched_gt=int((counted_gt & _dilate(pred_edges, tolerance_px)).sum()),
-        total_gt=int(counted_gt.sum()),
-    )
-
-
 class SizeBinTally:
     """Per-object IoU and in-region boundary counts per size bin, summed over images.
 
@@ -271,8 +230,8 @@ class SizeBinTally:
             label_np, self.bins, self.tolerance_px, self.background, self.ignore_index
         )
         for name, region in regions.items():
-            self.boundaries[name] += region_boundary_counts(
-                pred.cpu(), label.cpu(), region, self.tolerance_px, self.ignore_index
+            self.boundaries[name] += boundary_counts(
+                pred.cpu(), label.cpu(), self.tolerance_px, self.ignore_index, region=region
             )
 
     def count(self, size: str) -> int:

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from repro.engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from repro.engine.config import TrainConfig
 from repro.engine.device import resolve_device
-from repro.engine.evaluate import evaluate, stack_same_size
+from repro.engine.evaluate import evaluate, final_evaluation, stack_same_size
 from repro.engine.losses import build_loss
 from repro.engine.optim import build_optimizer
 from repro.engine.sampling import EpochSeededSampler
@@ -307,20 +307,7 @@ def train(
     final_metrics = None
     if val_set is not None:
         final_metrics = _finite_or_none(
-            evaluate(
-                model,
-                val_set,
-                classes,
-                flip=config.eval_flip,
-                scales=config.eval_scales,
-                ignore_index=config.ignore_index,
-                boundary_tolerance_px=config.boundary_tolerance_px,
-                batch_size=config.eval_batch_size,
-                device=device,
-                progress=progress,
-                boundary_tolerances_px=config.eval_boundary_tolerances_px,
-                trimap_widths_px=config.eval_trimap_widths_px,
-            )
+            final_evaluation(model, val_set, classes, config, device, progress)
         )
     result = TrainResult(
         history=history,

@@ -24,8 +24,9 @@ import torch
 from repro import models
 from repro.data import build_dataset, build_eval_transform, build_train_transform
 from repro.data.offline import OfflineParameters
-from repro.engine import ConfusionMatrix, TrainConfig, evaluate, resolve_device, train
+from repro.engine import ConfusionMatrix, TrainConfig, resolve_device, train
 from repro.engine.checkpoint import save_atomically
+from repro.engine.evaluate import final_evaluation
 from repro.experiments.parallel import map_side_by_side
 from repro.experiments.run_cache import (
     read_json,
@@ -148,29 +149,6 @@ multi-scale rows)."""
 
 WEIGHTS_FILE = "weights.pt"
 """A finished run's trained model (its state dict), kept in its run folder when asked for."""
-
-
-def final_evaluation(
-    model: torch.nn.Module,
-    val_set: Any,
-    num_classes: int,
-    config: TrainConfig,
-    device: torch.device,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """The run's final evaluation on ``val_set`` as ``config``'s evaluation fields say."""
-    return evaluate(
-        model,
-        val_set,
-        num_classes,
-        flip=config.eval_flip,
-        scales=config.eval_scales,
-        progress=progress,
-        boundary_tolerance_px=config.boundary_tolerance_px,
-        boundary_tolerances_px=config.eval_boundary_tolerances_px,
-        trimap_widths_px=config.eval_trimap_widths_px,
-        device=device,
-    )
 
 
 def train_and_evaluate(
