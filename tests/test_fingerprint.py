@@ -165,3 +165,26 @@ def test_a_result_is_current_when_another_machine_computed_its_fingerprint(proje
     _with_fingerprint(project, "neither")
     (reason,) = _result(project).stale_reasons()
     assert "behaviour changed" in reason and "other machine" in reason
+
+
+def test_recomputing_on_a_new_kind_of_machine_after_a_change_is_refused(project, capsys):  # noqa: F811
+    """It would drop the other machines' values without knowing whether behaviour changed."""
+    from repro.cli.main import main
+
+    root = project / "results"
+    real = _real_sources()
+    changed = dict(real, **{next(iter(real)): "0" * 64})  # one source differs from the tree
+    entries = {
+        NAME: {"fingerprint": "aaa", "sources": changed, "by_machine": {"elsewhere": "aaa"}},
+        "unchanged": {"fingerprint": "b", "sources": real, "by_machine": {"elsewhere": "b"}},
+        "seen_here": {
+            "fingerprint": "c", "sources": changed,
+            "by_machine": {"elsewhere": "c", fp.machine_signature(): "d"},
+        },
+    }  # fmt: skip
+    fp.fingerprints_path(root).write_text(json.dumps(entries))
+    assert fp.unverifiable_here([NAME, "unchanged", "seen_here"], root) == [NAME]
+    assert main(["fingerprint", NAME]) == 2
+    error = capsys.readouterr().err
+    assert f"no fingerprint yet for {NAME}" in error and "--drop-other-machines" in error
+    assert fp.load_fingerprints(root) == entries  # nothing was recomputed or written

@@ -313,14 +313,26 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     from repro.notebooks import discover
-    from repro.results.fingerprint import update_fingerprints
+    from repro.results.fingerprint import unverifiable_here, update_fingerprints
     from repro.results.store import RunResult, load_result
 
     specs = discover()
     unknown = [name for name in args.names if name not in specs]
     if unknown:
         return _error(f"unknown notebook {unknown[0]!r}; available: {', '.join(specs)}")
-    current = update_fingerprints(args.names or list(specs))
+    names = args.names or list(specs)
+    dropped = unverifiable_here(names)
+    if dropped and not args.drop_other_machines:
+        return _error(
+            f"this kind of machine has no fingerprint yet for {', '.join(dropped)}, and package "
+            "sources changed since the other machines' were computed: recomputing here would "
+            "drop theirs and every result they vouch for would read stale. First compute this "
+            "machine's values at the code they were computed for (`git worktree add --detach "
+            "../fp <commit of results/fingerprints.json>`, copy the compiled repro/_C*.so, run "
+            "`PYTHONPATH=../fp repro fingerprint` there and copy its results/fingerprints.json "
+            "here), then run this again; or pass --drop-other-machines to accept the loss"
+        )
+    current = update_fingerprints(names)
     for name, value in current.items():
         result = load_result(name, args.profile)
         if not isinstance(result, RunResult):

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("names", nargs="*", help="notebooks (default: all)")
     p.add_argument("--profile", default="cpu", help="whose results to compare (default: cpu)")
+    p.add_argument(
+        "--drop-other-machines",
+        action="store_true",
+        help="on a kind of machine with no fingerprints yet, after source changes: compute "
+        "anyway, dropping the other machines' values (see the error without it)",
+    )
     p.set_defaults(func=commands.cmd_fingerprint)
 
     p = sub.add_parser("doctor", help="versions, compiled ops, CUDA, datasets found")

@@ -180,6 +180,29 @@ def store_fingerprint(name: str, entry: dict[str, Any], root: Path | None = None
     os.replace(temporary, path)
 
 
+def unverifiable_here(names: Iterable[str], root: Path | None = None) -> list[str]:
+    """The notebooks whose other machines' fingerprints a recomputation here would drop
+    without knowing whether behaviour changed: this kind of machine has no value yet and the
+    sources changed since the others were computed (:func:`merged_entry`).
+
+    Computing this machine's values first at the code the fingerprints were recorded for (a
+    worktree at the last commit that computed them) keeps them: after that, an unchanged
+    value here vouches for the other machines too.
+    """
+    current = load_fingerprints(root)
+    machine = machine_signature()
+    dropped = []
+    for name in names:
+        entry = current.get(name)
+        if not isinstance(entry, dict):
+            continue
+        others = set(known_fingerprints(entry)) - {machine}
+        if others and machine not in known_fingerprints(entry):
+            if changed_sources(entry.get("sources", {})):
+                dropped.append(name)
+    return dropped
+
+
 def update_fingerprints(names: Iterable[str], root: Path | None = None) -> dict[str, str | None]:
     """Recompute the fingerprints of ``names`` and store them; return name → fingerprint."""
     computed = {}
