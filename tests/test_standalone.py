@@ -209,7 +209,7 @@ def generated_source(target: str) -> str | None:
         return "results/reported/claims.yaml"
     if len(parts) == 3 and parts[1] == "notebooks":
         return f"results/{parts[2]}/cpu/metrics.json"
-    if len(parts) == 4 and parts[1] in ("metrics", "tables"):
+    if len(parts) == 4 and parts[1] in ("metrics", "tables", "figures"):
         return f"notebooks/{parts[2]}.py"
     if path == "generated/ops_speed":
         return "results/bench/ops_cpu.json"
