@@ -231,3 +231,11 @@ def write_all_or_nothing(files: Mapping[str | os.PathLike, Writer]) -> list[Path
         raise
     _clean_up(staged, failed=False)  # the backups
     return [item.target for item in staged]
+
+
+def write_texts(texts: Mapping[str | os.PathLike, str]) -> list[Path]:
+    """:func:`write_all_or_nothing` for text files (UTF-8): a result file is never left
+    half-written by an interrupted or failing write, and a set of them changes together."""
+    return write_all_or_nothing(
+        {path: (lambda file, text=text: file.write(text.encode())) for path, text in texts.items()}
+    )

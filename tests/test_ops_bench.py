@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
+import pytest
 import torch
 
 from repro.ops import bench
@@ -219,3 +222,42 @@ def test_a_broken_file_is_reported_on_the_page_not_raised(tmp_path, monkeypatch)
     page = (out / "ops_speed.md").read_text()
     assert "`results/bench/ops_cuda.json` could not be read: not valid JSON" in page
     assert "predates the side-by-side rounds" in page  # the readable file is still rendered
+
+
+def test_the_results_file_is_written_all_or_nothing(tmp_path, monkeypatch):
+    """bench writes through safe_write (tested below): a failed write keeps the old file."""
+    tiny = (bench.BenchCase("conv_tiny", "conv", 1, 2, 6, 6),)
+    monkeypatch.setattr(bench, "CASES", tiny)
+    old = '{"results": []}\n'
+    (tmp_path / "ops_cpu.json").write_text(old)
+    written: list[Path] = []
+
+    def full_disk(texts):
+        written.extend(Path(path) for path in texts)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bench, "write_texts", full_disk)
+    argv = ["--device", "cpu", "--repeats", "1", "--threads", "1", "--no-memory", "--no-profile"]
+    with pytest.raises(OSError):
+        bench.main([*argv, "--output-dir", str(tmp_path)])
+    assert written == [tmp_path / "ops_cpu.json"]
+    assert (tmp_path / "ops_cpu.json").read_text() == old
+
+
+def test_a_failed_rename_changes_no_file(tmp_path, monkeypatch):
+    from repro import safe_write
+
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text("old a")
+    real_replace = os.replace
+
+    def replace_then_fail(source, target):
+        if Path(target).name == "b.json":
+            raise OSError(28, "No space left on device")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(safe_write.os, "replace", replace_then_fail)
+    with pytest.raises(safe_write.WriteFailed):
+        safe_write.write_texts({first: "new a", second: "new b"})
+    assert first.read_text() == "old a" and not second.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # no temporaries left

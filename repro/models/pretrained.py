@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from repro.paths import cache_dir, file_sha256, repo_root, results_dir
+from repro.safe_write import write_texts
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ def save_weights(model: nn.Module, spec: PretrainSpec) -> Path:
         "produced_by": PRODUCE_COMMAND,
         "spec": spec.to_dict(),
     }
-    (folder / f"{spec.key()}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    write_texts({folder / f"{spec.key()}.json": json.dumps(sidecar, indent=2) + "\n"})
     logger.info("wrote %s weights to %s", architecture_label(spec.arch, spec.width_mult), target)
     return target
 

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from repro.safe_write import write_texts
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_DIR = Path("results") / "bench"
@@ -639,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.output_dir.mkdir(parents=True, exist_ok=True)
     path = args.output_dir / f"ops_{device.type}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    # Never a half-written results file (an interrupted write would break `repro book`).
+    write_texts({path: json.dumps(result, indent=2) + "\n"})
     print(format_table(rows))
     if profile:
         print(profile_table(profile).round(2).to_string())

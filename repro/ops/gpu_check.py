@@ -27,6 +27,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from repro.safe_write import write_texts
+
 # torch is imported where it is used: the command line builds this command's options on every
 # start, which must stay fast.
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -100,8 +102,12 @@ def run_cuda_tests(tests: list[str], output_dir: Path, gpu: str) -> dict[str, ob
         "returncode": completed.returncode,
         **summarise_pytest(report),
     }
-    (output_dir / "cuda_tests.txt").write_text(report)
-    (output_dir / "cuda_tests.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_texts(
+        {
+            output_dir / "cuda_tests.txt": report,
+            output_dir / "cuda_tests.json": json.dumps(summary, indent=2) + "\n",
+        }
+    )
     return summary
 
 
