@@ -261,3 +261,25 @@ def test_a_failed_rename_changes_no_file(tmp_path, monkeypatch):
         safe_write.write_texts({first: "new a", second: "new b"})
     assert first.read_text() == "old a" and not second.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # no temporaries left
+
+
+def test_peak_memory_is_the_median_of_probes_taken_in_turns(tmp_path, monkeypatch):
+    tiny = (bench.BenchCase("conv_tiny", "conv", 1, 2, 6, 6),)
+    monkeypatch.setattr(bench, "CASES", tiny)
+    calls: list[str] = []
+    readings = {"repro": iter([30.0, 10.0, 20.0]), "reference": iter([50.0, None, 40.0])}
+
+    def probe(case, name, device, threads):
+        calls.append(name)
+        return next(readings.get(name, iter([5.0, 5.0, 5.0])))
+
+    monkeypatch.setattr(bench, "peak_memory_in_fresh_process", probe)
+    argv = ["--device", "cpu", "--repeats", "1", "--threads", "1", "--no-profile"]
+    assert bench.main([*argv, "--output-dir", str(tmp_path)]) == 0
+    names = list(bench.CONV_IMPLEMENTATIONS)
+    assert calls == names * bench.MEMORY_ROUNDS  # every implementation once per turn
+    rows = {row["implementation"]: row for row in json.loads(
+        (tmp_path / "ops_cpu.json").read_text())["results"]}  # fmt: skip
+    assert rows["repro"]["peak_memory_mib"] == 20.0
+    assert rows["repro"]["peak_memory_mib_rounds"] == [30.0, 10.0, 20.0]
+    assert rows["reference"]["peak_memory_mib"] == 45.0  # a failed probe is left out

@@ -259,6 +259,24 @@ def peak_memory_in_fresh_process(
     return memory_probe(command)[0]
 
 
+MEMORY_ROUNDS = 3
+"""Fresh-process memory probes per implementation: a peak resident set varies by several MiB
+between processes (measured here: 287-294 MiB for one op, 291-310 for its reference), so the
+median of a few, taken in turns, is compared rather than one probe each."""
+
+
+def peak_memory_rounds(
+    case: BenchCase, names: tuple[str, ...], device: torch.device, threads: int
+) -> dict[str, list[float | None]]:
+    """:data:`MEMORY_ROUNDS` fresh-process probes of each implementation, in turns (so a
+    slow drift of the machine's state reaches every implementation alike)."""
+    peaks: dict[str, list[float | None]] = {name: [] for name in names}
+    for _ in range(MEMORY_ROUNDS):
+        for name in names:
+            peaks[name].append(peak_memory_in_fresh_process(case, name, device, threads))
+    return peaks
+
+
 def machine_description(device: torch.device, threads: int) -> dict[str, object]:
     cpu_model = platform.processor()
     try:
@@ -295,9 +313,11 @@ def run_benchmark(
         workloads = {name: make_workload(case, name, device) for name in names}
         times = time_side_by_side(workloads, device, repeats)
         base_forward, base_total = times[baseline(case)]
+        peaks = peak_memory_rounds(case, names, device, threads) if memory else {}
         for name in names:
             forward_times, total_times = times[name]
-            peak = peak_memory_in_fresh_process(case, name, device, threads) if memory else None
+            rounds = [p for p in peaks.get(name, []) if p is not None]
+            peak = statistics.median(rounds) if rounds else None
             rows.append(
                 {
                     "case": case.name,
@@ -306,6 +326,7 @@ def run_benchmark(
                     "forward_ms": statistics.median(forward_times) * 1e3,
                     "forward_backward_ms": statistics.median(total_times) * 1e3,
                     "peak_memory_mib": peak,
+                    "peak_memory_mib_rounds": peaks.get(name, []),
                     "baseline": baseline(case),
                     "forward_vs_baseline": ratio_spread(forward_times, base_forward),
                     "forward_backward_vs_baseline": ratio_spread(total_times, base_total),
@@ -631,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         "over rounds, ratios to the baseline are per round (median, min, max); forward under "
         "no_grad",
         "memory": "peak growth during one forward+backward in a fresh process "
-        + ("(max_memory_allocated)" if device.type == "cuda" else "(peak RSS, VmHWM)"),
+        + ("(max_memory_allocated)" if device.type == "cuda" else "(peak RSS, VmHWM)")
+        + f"; median of {MEMORY_ROUNDS} processes per implementation, taken in turns",
         "note": args.note,
         # Other jobs on the machine shift every time: the load average says whether there were.
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
