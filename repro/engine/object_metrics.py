@@ -21,9 +21,9 @@ object on its own, in ways stated here and tested by hand in ``tests/test_object
 * **Boundary F in a region** (:func:`repro.engine.metrics.boundary_counts` with a
   ``region``): the whole-image boundary F-score with only the boundary pixels inside a region
   scored (both the ground truth's and the prediction's); matches are still looked for
-  anywhere within the tolerance. The region of a size bin is its objects dilated by the tolerance, so a predicted
-  edge that misses a small object's outline by a few pixels is scored there
-  (:func:`bin_regions`).
+  anywhere within the tolerance. The region of a size bin is its objects dilated by the
+  tolerance, so a predicted edge that misses a small object's outline by a few pixels is
+  scored there (:func:`bin_regions`).
 """
 
 from __future__ import annotations

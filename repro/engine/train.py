@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from repro.engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from repro.engine.config import TrainConfig
 from repro.engine.device import resolve_device
-from repro.engine.evaluate import evaluate, final_evaluation, stack_same_size
+from repro.engine.evaluate import final_evaluation, stack_same_size
 from repro.engine.losses import build_loss
 from repro.engine.optim import build_optimizer
 from repro.engine.sampling import EpochSeededSampler
@@ -246,6 +246,15 @@ def train(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
+    # The check every eval_every epochs: the final evaluation at one scale, without flip and
+    # without the extra boundary tolerances and trimap bands (cheap enough to run often).
+    epoch_check = dataclasses.replace(
+        config,
+        eval_flip=False,
+        eval_scales=(1.0,),
+        eval_boundary_tolerances_px=(),
+        eval_trimap_widths_px=(),
+    )
     bar = tqdm(
         total=total_iterations,
         initial=start_epoch * batches_per_epoch,
@@ -273,16 +282,7 @@ def train(
             )
             if val_set is not None and config.eval_every and (epoch + 1) % config.eval_every == 0:
                 record.val = _finite_or_none(
-                    evaluate(
-                        model,
-                        val_set,
-                        classes,
-                        ignore_index=config.ignore_index,
-                        boundary_tolerance_px=config.boundary_tolerance_px,
-                        batch_size=config.eval_batch_size,
-                        device=device,
-                        progress=False,
-                    )
+                    final_evaluation(model, val_set, classes, epoch_check, device, False)
                 )
             history.append(record)
             logger.info(
